@@ -1,0 +1,432 @@
+//! The runc-compatible command line: parses arguments, calls the library, prints what runc
+//! prints, and exits as runc exits. No container logic lives here.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cofferdam::{Container, ContainerBuilder, CreateOptions, Error, Signal};
+
+const USAGE: &str = "\
+usage: cofferdam [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [OPTIONS] ARGS
+
+commands:
+  create [-b DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
+  start ID
+  run [-b DIR] [-d] [--pid-file F] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
+  state ID
+  kill [-a] ID [SIGNAL]
+  delete [-f] ID
+  list [-f table|json] [-q]
+  spec [-b DIR]
+";
+
+/// One option: its spellings and whether it takes a value.
+struct Opt {
+    names: &'static [&'static str],
+    value: bool,
+}
+
+const fn flag(names: &'static [&'static str]) -> Opt {
+    Opt {
+        names,
+        value: false,
+    }
+}
+const fn val(names: &'static [&'static str]) -> Opt {
+    Opt { names, value: true }
+}
+
+const GLOBAL: &[Opt] = &[
+    val(&["root"]),
+    val(&["log"]),
+    val(&["log-format"]),
+    flag(&["debug"]),
+    flag(&["systemd-cgroup"]),
+    val(&["rootless"]),
+    val(&["criu"]),
+    flag(&["version", "v"]),
+    flag(&["help", "h"]),
+];
+const CREATE: &[Opt] = &[
+    val(&["bundle", "b"]),
+    val(&["pid-file"]),
+    val(&["console-socket"]),
+    flag(&["no-pivot"]),
+    flag(&["no-new-keyring"]),
+    val(&["preserve-fds"]),
+];
+const RUN: &[Opt] = &[
+    val(&["bundle", "b"]),
+    val(&["pid-file"]),
+    val(&["console-socket"]),
+    flag(&["no-pivot"]),
+    flag(&["no-new-keyring"]),
+    val(&["preserve-fds"]),
+    flag(&["detach", "d"]),
+    flag(&["keep"]),
+    flag(&["no-subreaper"]),
+];
+const KILL: &[Opt] = &[flag(&["all", "a"])];
+const DELETE: &[Opt] = &[flag(&["force", "f"])];
+const LIST: &[Opt] = &[val(&["format", "f"]), flag(&["quiet", "q"])];
+const SPEC: &[Opt] = &[val(&["bundle", "b"]), flag(&["rootless"])];
+const NONE: &[Opt] = &[];
+
+/// Parsed options (by first spelling) and positional arguments.
+#[derive(Default)]
+struct Args {
+    opts: Vec<(&'static str, String)>,
+    pos: Vec<String>,
+}
+
+impl Args {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.opts
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn has(&self, name: &str) -> bool {
+        self.opts.iter().any(|(n, _)| *n == name)
+    }
+}
+
+/// Parse options anywhere among the arguments (runc accepts `create ID --bundle DIR`), in the
+/// forms `--name value`, `--name=value`, `-n value` and Go's single-dash `-name`. With
+/// `stop_at_command`, parsing ends at the first positional (the command).
+fn parse(args: &[String], table: &[Opt], stop_at_command: bool) -> Result<(Args, usize), String> {
+    let mut out = Args::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "--" {
+            out.pos.extend(args[i + 1..].iter().cloned());
+            return Ok((out, args.len()));
+        }
+        if !a.starts_with('-') || a == "-" {
+            if stop_at_command {
+                return Ok((out, i));
+            }
+            out.pos.push(a.clone());
+            i += 1;
+            continue;
+        }
+        let body = a.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let opt = table
+            .iter()
+            .find(|o| o.names.contains(&name))
+            .ok_or_else(|| format!("unknown option {a}"))?;
+        let value = if opt.value {
+            match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("option {a} needs a value"))?
+                }
+            }
+        } else {
+            match inline.as_deref() {
+                None | Some("true") => "true".into(),
+                Some("false") => {
+                    i += 1;
+                    continue;
+                }
+                Some(v) => return Err(format!("option {a} takes no value, got {v:?}")),
+            }
+        };
+        out.opts.push((opt.names[0], value));
+        i += 1;
+    }
+    Ok((out, i))
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (global, cmd_at) = match parse(&argv, GLOBAL, true) {
+        Ok(x) => x,
+        Err(e) => return usage_error(&e),
+    };
+    if global.has("version") {
+        println!(
+            "cofferdam version {}\ncommit: {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("COFFERDAM_COMMIT").unwrap_or("unknown"),
+            cofferdam::spec::OCI_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    if global.has("help") || cmd_at >= argv.len() {
+        print!("{USAGE}");
+        return if global.has("help") {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let log = Log::new(
+        global.get("log"),
+        global.get("log-format") == Some("json"),
+        global.has("debug"),
+    );
+    let root = PathBuf::from(global.get("root").unwrap_or(cofferdam::DEFAULT_ROOT));
+    let cmd = argv[cmd_at].as_str();
+    let rest = &argv[cmd_at + 1..];
+    let result = if global.has("systemd-cgroup") && matches!(cmd, "create" | "run") {
+        Err(CliError::Runtime(Error::Unsupported(
+            "--systemd-cgroup: the systemd cgroup driver needs a running systemd, which this runtime does not drive yet".into(),
+        )))
+    } else {
+        dispatch(cmd, rest, &root)
+    };
+    match result {
+        Ok(code) => code,
+        Err(CliError::Usage(msg)) => usage_error(&msg),
+        Err(CliError::Runtime(e)) => {
+            log.error(&e.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum CliError {
+    Usage(String),
+    Runtime(Error),
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        CliError::Runtime(e)
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("cofferdam: {msg}\n\n{USAGE}");
+    ExitCode::FAILURE
+}
+
+fn one_id(a: &Args, cmd: &str) -> Result<String, CliError> {
+    match a.pos.as_slice() {
+        [id] => Ok(id.clone()),
+        [] => Err(CliError::Usage(format!(
+            "{cmd}: a container id is required"
+        ))),
+        _ => Err(CliError::Usage(format!(
+            "{cmd}: expected one container id, got {:?}",
+            a.pos
+        ))),
+    }
+}
+
+fn table_for(cmd: &str) -> Option<&'static [Opt]> {
+    Some(match cmd {
+        "create" => CREATE,
+        "run" => RUN,
+        "kill" => KILL,
+        "delete" => DELETE,
+        "list" => LIST,
+        "spec" => SPEC,
+        "start" | "state" => NONE,
+        _ => return None,
+    })
+}
+
+fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
+    let table =
+        table_for(cmd).ok_or_else(|| CliError::Usage(format!("unknown command {cmd:?}")))?;
+    let (a, _) = parse(rest, table, false).map_err(|e| CliError::Usage(format!("{cmd}: {e}")))?;
+    match cmd {
+        "create" => {
+            let id = one_id(&a, cmd)?;
+            builder(&a, &id, root)?.create()?;
+        }
+        "run" => return run(&a, root),
+        "start" => Container::load(root, &one_id(&a, cmd)?)?.start()?,
+        "state" => {
+            let c = Container::load(root, &one_id(&a, cmd)?)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&c.state()).expect("state serializes")
+            );
+        }
+        "kill" => {
+            let (id, sig) = match a.pos.as_slice() {
+                [id] => (id, Signal::SIGTERM),
+                [id, s] => (id, cofferdam::signal::parse(s)?),
+                _ => return Err(CliError::Usage("kill: usage: kill [-a] ID [SIGNAL]".into())),
+            };
+            Container::load(root, id)?.kill(sig, a.has("all"))?;
+        }
+        "delete" => {
+            let id = one_id(&a, cmd)?;
+            match Container::load(root, &id) {
+                Ok(c) => c.delete(a.has("force"))?,
+                // As runc: deleting what is not there is fine when forced.
+                Err(Error::NotFound(_)) if a.has("force") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        "list" => list(&a, root)?,
+        "spec" => {
+            let dir = PathBuf::from(a.get("bundle").unwrap_or("."));
+            let path = dir.join("config.json");
+            if path.exists() {
+                return Err(Error::Unsupported(format!(
+                    "{}: file exists, remove it first",
+                    path.display()
+                ))
+                .into());
+            }
+            std::fs::write(&path, cofferdam::default_spec_json() + "\n").map_err(|source| {
+                Error::Io {
+                    op: "write",
+                    path,
+                    source,
+                }
+            })?;
+        }
+        _ => unreachable!("table_for knows the commands"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn builder(a: &Args, id: &str, root: &std::path::Path) -> Result<ContainerBuilder, CliError> {
+    let preserve_fds = match a.get("preserve-fds") {
+        Some(n) => n
+            .parse()
+            .map_err(|_| CliError::Usage(format!("--preserve-fds: {n:?} is not a number")))?,
+        None => 0,
+    };
+    Ok(ContainerBuilder::new(id)
+        .state_root(root)
+        .bundle(a.get("bundle").unwrap_or("."))
+        .options(CreateOptions {
+            no_pivot: a.has("no-pivot"),
+            no_new_keyring: a.has("no-new-keyring"),
+            preserve_fds,
+            pid_file: a.get("pid-file").map(PathBuf::from),
+            console_socket: a.get("console-socket").map(PathBuf::from),
+        }))
+}
+
+/// `run`: create and start; in the foreground also wait, forwarding signals, then delete
+/// (unless `--keep`) and exit with the container's status.
+fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
+    let id = one_id(a, "run")?;
+    let detach = a.has("detach");
+    if !detach {
+        cofferdam::signal::block_forwarded()?;
+    }
+    let c = builder(a, &id, root)?.create()?;
+    if let Err(e) = c.start() {
+        let _ = c.delete(true);
+        return Err(e.into());
+    }
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = cofferdam::signal::forward_until_exit(c.pid())?;
+    if !a.has("keep") {
+        c.delete(true)?;
+    }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+fn list(a: &Args, root: &std::path::Path) -> Result<(), CliError> {
+    let containers = Container::list(root)?;
+    let mut out = std::io::stdout().lock();
+    if a.has("quiet") {
+        for c in &containers {
+            let _ = writeln!(out, "{}", c.id());
+        }
+        return Ok(());
+    }
+    match a.get("format").unwrap_or("table") {
+        "json" => {
+            let states: Vec<_> = containers.iter().map(Container::state).collect();
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&states).expect("state serializes")
+            );
+        }
+        "table" => {
+            let mut rows =
+                vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+            for c in &containers {
+                let s = c.state();
+                rows.push([
+                    s.id,
+                    s.pid.to_string(),
+                    s.status.to_string(),
+                    s.bundle.display().to_string(),
+                    s.created,
+                    s.owner,
+                ]);
+            }
+            // runc's tabwriter: columns at least 12 wide, 3 spaces of padding.
+            let widths: Vec<usize> = (0..6)
+                .map(|i| {
+                    rows.iter()
+                        .map(|r| r[i].len() + 3)
+                        .max()
+                        .unwrap_or(0)
+                        .max(12)
+                })
+                .collect();
+            for r in rows {
+                let mut line = String::new();
+                for (i, cell) in r.iter().enumerate() {
+                    if i == 5 {
+                        line.push_str(cell);
+                    } else {
+                        line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                    }
+                }
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+        }
+        f => return Err(CliError::Usage(format!("list: invalid format {f:?}"))),
+    }
+    Ok(())
+}
+
+/// `--log FILE` / `--log-format json`: error records in runc's shape, which containerd and
+/// conmon read back. The message always goes to stderr too.
+struct Log {
+    file: Option<std::fs::File>,
+    json: bool,
+}
+
+impl Log {
+    fn new(path: Option<&str>, json: bool, _debug: bool) -> Log {
+        let file = path.and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        });
+        Log { file, json }
+    }
+
+    fn error(&self, msg: &str) {
+        eprintln!("cofferdam: {msg}");
+        if let Some(mut f) = self.file.as_ref() {
+            let time = cofferdam::state::now_rfc3339();
+            let line = if self.json {
+                serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
+            } else {
+                format!("time=\"{time}\" level=error msg={msg:?}")
+            };
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! The [`Container`] type: the lifecycle operations of the OCI runtime spec against a state root.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::{self, Cgroup, Layout};
+use crate::error::{Error, Result, io_err, sys_err};
+use crate::namespaces::NamespacePlan;
+use crate::process::{self, InitConfig};
+use crate::state::{self, ContainerState, EXEC_FIFO, Persisted, Proc, Status};
+
+/// The state root runc-compatible tools expect for cofferdam.
+pub const DEFAULT_ROOT: &str = "/run/cofferdam";
+
+/// Options of `create` beyond the bundle. All default to runc's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// Use MS_MOVE + chroot instead of pivot_root (for a rootfs on ramfs).
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of a new one named after the container.
+    pub no_new_keyring: bool,
+    /// Pass fds 3 .. 3+N of the calling process on to the container process.
+    pub preserve_fds: u32,
+    /// Write the init's pid here once the container is created.
+    pub pid_file: Option<PathBuf>,
+    /// A unix socket to receive the terminal's master fd (only with `process.terminal`).
+    pub console_socket: Option<PathBuf>,
+}
+
+/// Builds and creates a container, from a bundle directory or from an in-memory [`Spec`].
+///
+/// ```no_run
+/// use cofferdam::{ContainerBuilder, default_spec};
+///
+/// // From a bundle on disk (config.json + rootfs), as `cofferdam create` does:
+/// let c = ContainerBuilder::new("web1").bundle("/srv/bundles/web").create()?;
+/// c.start()?;
+///
+/// // From a spec built in code, with the rootfs given directly:
+/// let mut spec = default_spec();
+/// spec.process_mut().as_mut().unwrap().set_terminal(Some(false));
+/// let c = ContainerBuilder::new("job7")
+///     .state_root("/run/my-engine")
+///     .spec(spec)
+///     .rootfs("/srv/images/busybox")
+///     .create()?;
+/// # Ok::<(), cofferdam::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ContainerBuilder {
+    id: String,
+    root: PathBuf,
+    bundle: Option<PathBuf>,
+    spec: Option<Spec>,
+    rootfs: Option<PathBuf>,
+    opts: CreateOptions,
+}
+
+impl ContainerBuilder {
+    pub fn new(id: impl Into<String>) -> Self {
+        ContainerBuilder {
+            id: id.into(),
+            root: PathBuf::from(DEFAULT_ROOT),
+            bundle: None,
+            spec: None,
+            rootfs: None,
+            opts: CreateOptions::default(),
+        }
+    }
+
+    /// Where container state lives (default `/run/cofferdam`).
+    pub fn state_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = root.into();
+        self
+    }
+
+    /// The bundle: `config.json` is read from it (unless a spec is given) and a relative
+    /// `root.path` is resolved against it.
+    pub fn bundle(mut self, bundle: impl Into<PathBuf>) -> Self {
+        self.bundle = Some(bundle.into());
+        self
+    }
+
+    /// Use this config instead of reading `config.json`.
+    pub fn spec(mut self, spec: Spec) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// Use this directory as the rootfs, whatever `root.path` says.
+    pub fn rootfs(mut self, rootfs: impl Into<PathBuf>) -> Self {
+        self.rootfs = Some(rootfs.into());
+        self
+    }
+
+    pub fn options(mut self, opts: CreateOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// Create the container: its init is set up and waits for [`Container::start`]. On error
+    /// nothing is left behind: no state dir, cgroup, mount or process.
+    pub fn create(self) -> Result<Container> {
+        validate_id(&self.id)?;
+        let bundle = match &self.bundle {
+            Some(b) => std::fs::canonicalize(b).map_err(io_err("open bundle", b))?,
+            None if self.spec.is_some() => {
+                std::env::current_dir().map_err(io_err("getcwd", "."))?
+            }
+            None => std::env::current_dir().map_err(io_err("getcwd", "."))?,
+        };
+        let mut spec = match self.spec {
+            Some(s) => s,
+            None => crate::spec::load(&bundle)?,
+        };
+        if let Some(r) = &self.rootfs {
+            let mut root = spec.root().clone().unwrap_or_default();
+            root.set_path(std::fs::canonicalize(r).map_err(|_| Error::Rootfs {
+                path: r.clone(),
+                why: "does not exist",
+            })?);
+            spec.set_root(Some(root));
+        }
+        create(&self.root, &self.id, spec, &bundle, &self.opts)
+    }
+}
+
+/// A container known to the state root.
+#[derive(Debug, Clone)]
+pub struct Container {
+    id: String,
+    dir: PathBuf,
+    state: Persisted,
+}
+
+/// An id must name one directory under the state root and nothing else.
+pub fn validate_id(id: &str) -> Result<()> {
+    let why = if id.is_empty() {
+        "it is empty"
+    } else if id == "." || id == ".." || id.contains("..") {
+        "it contains '..'"
+    } else if id.contains('/') {
+        "it contains '/'"
+    } else if id.len() > 1024 {
+        "it is longer than 1024 bytes"
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+    {
+        "only letters, digits and _ + - . are allowed"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidId {
+        id: id.to_string(),
+        why,
+    })
+}
+
+fn create(
+    root: &Path,
+    id: &str,
+    spec: Spec,
+    bundle: &Path,
+    opts: &CreateOptions,
+) -> Result<Container> {
+    // Everything that can be checked without touching the system is checked first, so that bad
+    // input leaves nothing behind.
+    let rootfs = crate::spec::validate(&spec, bundle)?;
+    if !crate::namespaces::is_private(&spec, oci_spec::runtime::LinuxNamespaceType::Mount) {
+        return Err(Error::InvalidConfig("a mount namespace is required".into()));
+    }
+    for m in spec.mounts().iter().flatten() {
+        if crate::mount::is_bind(m) {
+            let src = crate::mount::bind_source(m, bundle);
+            if !src.exists() {
+                return Err(Error::MountSourceMissing {
+                    source_path: src,
+                    destination: m.destination().clone(),
+                });
+            }
+        }
+    }
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        return Err(Error::Unsupported(
+            "process.terminal is not supported yet: set it to false".into(),
+        ));
+    }
+    for fd in 3..3 + opts.preserve_fds as i32 {
+        // SAFETY: F_GETFD only queries an fd number.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::InvalidConfig(format!(
+                "--preserve-fds {}: fd {fd} is not open",
+                opts.preserve_fds
+            )));
+        }
+    }
+    let namespaces = NamespacePlan::new(&spec)?;
+    let cgroup_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_else(|| cgroups::default_path(id));
+    let layout = Layout::detect()?;
+
+    std::fs::create_dir_all(root).map_err(io_err("create state root", root))?;
+    let dir = state::state_dir(root, id);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::AlreadyExists(id.to_string()));
+        }
+        Err(e) => return Err(io_err("create state dir", &dir)(e)),
+    }
+    // From here on, a failure undoes what was made.
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: None,
+    };
+
+    let me = Proc::of(std::process::id() as i32).ok_or(Error::Sys {
+        op: "read own /proc/self/stat",
+        errno: Errno::EIO,
+    })?;
+    let mut persisted = Persisted {
+        id: id.to_string(),
+        bundle: bundle.to_path_buf(),
+        rootfs: rootfs.clone(),
+        pid: 0,
+        pid_start: 0,
+        creator_pid: me.pid,
+        creator_start: me.start,
+        created: state::now_rfc3339(),
+        owner: state::owner_name(nix::unistd::geteuid().as_raw()),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: Cgroup::default(),
+    };
+    state::write(&dir, &persisted)?;
+
+    let fifo_path = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(sys_err("mkfifo exec.fifo"))?;
+    let exec_fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
+
+    let cgroup = Cgroup::create(&layout, &cgroup_path)?;
+    undo.cgroup = Some(cgroup.clone());
+    persisted.cgroup = cgroup.clone();
+
+    let cfg = InitConfig {
+        id,
+        spec: &spec,
+        bundle,
+        rootfs: &rootfs,
+        cgroup: &cgroup,
+        namespaces: &namespaces,
+        exec_fifo,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+    };
+    let pending = process::spawn_init(&cfg)?;
+    drop(cfg);
+
+    let init = Proc::of(pending.pid.as_raw()).ok_or(Error::Sys {
+        op: "read the init's /proc/PID/stat",
+        errno: Errno::ESRCH,
+    })?;
+    persisted.pid = init.pid;
+    persisted.pid_start = init.start;
+    state::write(&dir, &persisted)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, init.pid)?;
+    }
+    pending.commit()?;
+    undo.disarm();
+    Ok(Container {
+        id: id.to_string(),
+        dir,
+        state: persisted,
+    })
+}
+
+/// Removes a half-made container when `create` fails.
+struct Undo {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
+
+impl Undo {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.remove() {
+                log::warn!("cleanup after failed create: {e}");
+            }
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn open_fd(path: &Path, flags: libc::c_int) -> Result<OwnedFd> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::InvalidConfig("path contains NUL".into()))?;
+    // SAFETY: open with a NUL-terminated path; the returned fd is ours.
+    let fd =
+        Errno::result(unsafe { libc::open(c.as_ptr(), flags) }).map_err(|errno| Error::Io {
+            op: "open",
+            path: path.to_path_buf(),
+            source: std::io::Error::from_raw_os_error(errno as i32),
+        })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, pid.to_string()).map_err(io_err("write pid file", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err("write pid file", path))
+}
+
+impl Container {
+    /// Load a container from the state root by id.
+    pub fn load(root: impl AsRef<Path>, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        let dir = state::state_dir(root.as_ref(), id);
+        let state = state::read(&dir, id)?;
+        Ok(Container {
+            id: id.to_string(),
+            dir,
+            state,
+        })
+    }
+
+    /// All containers under a state root, sorted by id.
+    pub fn list(root: impl AsRef<Path>) -> Result<Vec<Container>> {
+        let root = root.as_ref();
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read state root", root)(e)),
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Ok(c) = Container::load(root, &id) {
+                out.push(c);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The init's pid in the runtime's pid namespace (0 while creating).
+    pub fn pid(&self) -> i32 {
+        self.state.pid
+    }
+
+    pub fn bundle(&self) -> &Path {
+        &self.state.bundle
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.status(&self.dir)
+    }
+
+    /// The state JSON `cofferdam state` prints.
+    pub fn state(&self) -> ContainerState {
+        self.state.to_oci(self.status())
+    }
+
+    /// Let the created container run its process.
+    pub fn start(&self) -> Result<()> {
+        let status = self.status();
+        if status != Status::Created {
+            return Err(self.bad_status("start", status));
+        }
+        let fifo = self.dir.join(EXEC_FIFO);
+        // Non-blocking: with no init holding the fifo open, this fails instead of hanging.
+        let fd = open_fd(&fifo, libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC).map_err(
+            |e| match e {
+                Error::Io { ref source, .. } if source.raw_os_error() == Some(libc::ENXIO) => {
+                    Error::BadStatus {
+                        op: "start",
+                        id: self.id.clone(),
+                        status: "stopped (its init is gone)".into(),
+                    }
+                }
+                e => e,
+            },
+        )?;
+        nix::unistd::write(&fd, b"0").map_err(sys_err("write exec.fifo"))?;
+        drop(fd);
+        std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        Ok(())
+    }
+
+    /// Send a signal to the init, or with `all` to every process in the container's cgroup.
+    pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
+        let status = self.status();
+        if !matches!(status, Status::Created | Status::Running | Status::Paused) {
+            return Err(Error::BadStatus {
+                op: "kill",
+                id: self.id.clone(),
+                status: "not running".into(),
+            });
+        }
+        if all {
+            for pid in self.state.cgroup.procs()? {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+        }
+        signal_proc(self.state.init(), signal)
+    }
+
+    /// Remove the container. A created container is killed first (as runc does); a running
+    /// one only with `force`.
+    pub fn delete(self, force: bool) -> Result<()> {
+        let status = self.status();
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_and_wait()?,
+            Status::Running | Status::Paused if force => self.kill_and_wait()?,
+            Status::Creating if force => {}
+            s => return Err(self.bad_status("delete", s)),
+        }
+        self.state.cgroup.remove()?;
+        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))
+    }
+
+    /// Wait for the init to exit. Returns its exit status when it is our child (as with
+    /// `run`), else 0 once it is gone.
+    pub fn wait(&self) -> Result<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.state.pid);
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(s) => Ok(exit_code(s)),
+            Err(Errno::ECHILD) => {
+                wait_gone(self.state.init())?;
+                Ok(0)
+            }
+            Err(e) => Err(sys_err("waitpid")(e)),
+        }
+    }
+
+    fn kill_and_wait(&self) -> Result<()> {
+        let init = self.state.init();
+        if let Some(fd) = pidfd_of(init)? {
+            pidfd_signal(&fd, Signal::SIGKILL)?;
+            // The pid namespace dies with its init; our child (if it is one) must be reaped.
+            poll_fd(&fd)?;
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(init.pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+        Ok(())
+    }
+
+    fn bad_status(&self, op: &'static str, status: Status) -> Error {
+        Error::BadStatus {
+            op,
+            id: self.id.clone(),
+            status: status.to_string(),
+        }
+    }
+
+    /// Annotations from the config, as recorded at create.
+    pub fn annotations(&self) -> &HashMap<String, String> {
+        &self.state.annotations
+    }
+}
+
+/// The exit status a shell would report: the code, or 128 + the signal.
+pub fn exit_code(s: nix::sys::wait::WaitStatus) -> i32 {
+    use nix::sys::wait::WaitStatus::*;
+    match s {
+        Exited(_, c) => c,
+        Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 0,
+    }
+}
+
+/// A pidfd for exactly this process: opened, then checked against the start time, so a reused
+/// pid is never signalled. None when the process is gone.
+fn pidfd_of(p: Proc) -> Result<Option<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags; the returned fd is ours.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, p.pid, 0) };
+    match Errno::result(r) {
+        // SAFETY: the kernel just gave us this fd.
+        Ok(fd) => {
+            let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+            Ok(p.alive().then_some(fd))
+        }
+        Err(Errno::ESRCH) => Ok(None),
+        Err(e) => Err(sys_err("pidfd_open")(e)),
+    }
+}
+
+fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> Result<()> {
+    // SAFETY: pidfd_send_signal with our fd, a signal number and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as i32,
+            0usize,
+            0,
+        )
+    };
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::ESRCH) => Ok(()),
+        Err(e) => Err(sys_err("pidfd_send_signal")(e)),
+    }
+}
+
+fn poll_fd(fd: &OwnedFd) -> Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll on one pollfd we own.
+        match Errno::result(unsafe { libc::poll(&mut pfd, 1, -1) }) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys_err("poll pidfd")(e)),
+        }
+    }
+}
+
+fn signal_proc(p: Proc, sig: Signal) -> Result<()> {
+    match pidfd_of(p)? {
+        Some(fd) => pidfd_signal(&fd, sig),
+        None => Ok(()),
+    }
+}
+
+fn wait_gone(p: Proc) -> Result<()> {
+    match pidfd_of(p)? {
+        Some(fd) => poll_fd(&fd),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "web-1", "x_y.z+1", "0123456789abcdef"] {
+            assert!(validate_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a..b", "sp ace", "new\nline"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! # cofferdam
+//!
+//! An OCI container runtime as a library. A container is made from an OCI bundle (a
+//! `config.json` plus a root filesystem) or from an [`oci_spec::runtime::Spec`] built in code,
+//! and driven through the lifecycle of the runtime spec: [`ContainerBuilder::create`],
+//! [`Container::start`], [`Container::state`], [`Container::kill`], [`Container::delete`].
+//!
+//! ```no_run
+//! use cofferdam::{Container, ContainerBuilder, Signal};
+//!
+//! let c = ContainerBuilder::new("demo")
+//!     .state_root("/run/cofferdam")
+//!     .bundle("/path/to/bundle")
+//!     .create()?;                 // the init is set up and waits
+//! c.start()?;                     // the container process runs
+//! println!("{}", serde_json::to_string(&c.state()).unwrap());
+//! let c = Container::load("/run/cofferdam", "demo")?;
+//! c.kill(Signal::SIGKILL, false)?;
+//! c.wait()?;
+//! c.delete(false)?;
+//! # Ok::<(), cofferdam::Error>(())
+//! ```
+//!
+//! There is no daemon and no re-exec: `create` forks the init, which sets up namespaces,
+//! mounts, the user and capabilities, then blocks until `start`. See ARCHITECTURE.md.
+//!
+//! Creating a container needs root (user namespaces are not supported yet). `create` forks the
+//! calling process; call it from a thread that may fork (any thread, with glibc).
+
+pub mod cgroups;
+mod container;
+mod error;
+pub mod mount;
+pub mod namespaces;
+mod process;
+pub mod signal;
+pub mod spec;
+pub mod state;
+
+pub use container::{
+    Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, exit_code, validate_id,
+};
+pub use error::{Error, InitError, Result};
+pub use nix::sys::signal::Signal;
+pub use oci_spec;
+pub use spec::{default_spec, default_spec_json};
+pub use state::{ContainerState, Status};

@@ -1,0 +1,855 @@
+//! The container's filesystem: the rootfs bind, `mounts`, `/dev`, pivot_root (or MS_MOVE +
+//! chroot), and what is done after it: sysctls, masked and read-only paths, a read-only root.
+//!
+//! Everything here runs in the init, in its new mount namespace, and reports failures as
+//! [`InitError`]s naming the step and the path.
+//!
+//! Mount destinations are resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
+//! against an fd of the rootfs, and mounted through `/proc/self/fd/N` of the opened target: a
+//! symlink in the image that points outside the rootfs (`/etc -> /host/etc`, `../../..`) is
+//! resolved as if the rootfs were `/`, so a mount can never land on the host.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::error::InitError;
+
+pub type Step<T = ()> = std::result::Result<T, InitError>;
+
+pub(crate) fn fail(step: &str, path: impl AsRef<Path>, errno: Errno) -> InitError {
+    InitError {
+        step: step.to_string(),
+        path: path.as_ref().display().to_string(),
+        errno: errno as i32,
+        detail: String::new(),
+    }
+}
+
+/// What the init needs to lay out the filesystem.
+pub struct FsContext<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    pub cgroupns: bool,
+    pub no_pivot: bool,
+}
+
+/// Everything up to and including the switch to the new root.
+pub fn setup_rootfs(ctx: &FsContext) -> Step {
+    let linux = ctx.spec.linux().as_ref();
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => None,
+        Some(p) => Some(propagation_flag(p).ok_or_else(|| InitError {
+            step: "parse rootfsPropagation".into(),
+            path: p.into(),
+            errno: libc::EINVAL,
+            detail: String::new(),
+        })?),
+    };
+    // Nothing we mount may propagate back to the host.
+    sys_mount(
+        None,
+        c"/",
+        None,
+        libc::MS_REC | propagation.unwrap_or(libc::MS_SLAVE),
+        None,
+    )
+    .map_err(|e| fail("make / a slave mount", "/", e))?;
+    make_parent_mount_private(ctx.rootfs)?;
+    let rootfs_c = cpath(ctx.rootfs);
+    sys_mount(
+        Some(&rootfs_c),
+        &rootfs_c,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(|e| fail("bind the rootfs onto itself", ctx.rootfs, e))?;
+    let root = open_dir(ctx.rootfs).map_err(|e| fail("open rootfs", ctx.rootfs, e))?;
+
+    for m in ctx.spec.mounts().iter().flatten() {
+        mount_entry(&root, m, ctx)?;
+    }
+    setup_dev(&root, ctx)?;
+    // The cwd must exist in the container; create it as root, before the user switch.
+    if let Some(p) = ctx.spec.process() {
+        resolve(&root, p.cwd(), Create::Dir).map_err(|e| fail("create cwd", p.cwd(), e))?;
+    }
+    drop(root);
+
+    if ctx.no_pivot {
+        move_root(ctx.rootfs)?;
+    } else {
+        pivot_root(ctx.rootfs)?;
+    }
+    if let Some(flag) = propagation {
+        sys_mount(None, c"/", None, libc::MS_REC | flag, None)
+            .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
+    }
+    Ok(())
+}
+
+/// After pivot_root: sysctls, read-only and masked paths, and finally a read-only root.
+pub fn finalize_rootfs(spec: &Spec) -> Step {
+    let Some(linux) = spec.linux() else {
+        return readonly_root(spec);
+    };
+    if let Some(sysctl) = linux.sysctl() {
+        for (key, value) in sysctl {
+            let path = format!("/proc/sys/{}", key.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|e| fail("write sysctl", &path, io_errno(&e)))?;
+        }
+    }
+    for p in linux.readonly_paths().iter().flatten() {
+        readonly_path(p)?;
+    }
+    let masked = linux.masked_paths().as_deref().unwrap_or_default();
+    if !masked.is_empty() {
+        let null = real_dev_null()?;
+        for p in masked {
+            mask_path(p, &null)?;
+        }
+    }
+    readonly_root(spec)
+}
+
+fn readonly_root(spec: &Spec) -> Step {
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(c"/");
+        sys_mount(None, c"/", None, flags, None)
+            .map_err(|e| fail("remount / read-only", "/", e))?;
+    }
+    Ok(())
+}
+
+// ---- mounts -------------------------------------------------------------------------------
+
+/// A mount's options split the way mount(2) wants them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    pub flags: u64,
+    pub propagation: Vec<u64>,
+    pub data: Vec<String>,
+}
+
+/// Parse fstab-style options (`ro`, `nosuid`, `rbind`, `rslave`, `mode=755`...): flags set or
+/// cleared in order, propagation separately, the rest is filesystem data.
+pub fn parse_options(opts: &[String]) -> MountOptions {
+    let mut out = MountOptions::default();
+    for o in opts {
+        if let Some(p) = propagation_flag(o) {
+            out.propagation.push(p);
+            continue;
+        }
+        let (set, flag) = match o.as_str() {
+            "defaults" => (true, 0),
+            "ro" => (true, libc::MS_RDONLY),
+            "rw" => (false, libc::MS_RDONLY),
+            "nosuid" => (true, libc::MS_NOSUID),
+            "suid" => (false, libc::MS_NOSUID),
+            "nodev" => (true, libc::MS_NODEV),
+            "dev" => (false, libc::MS_NODEV),
+            "noexec" => (true, libc::MS_NOEXEC),
+            "exec" => (false, libc::MS_NOEXEC),
+            "sync" => (true, libc::MS_SYNCHRONOUS),
+            "async" => (false, libc::MS_SYNCHRONOUS),
+            "dirsync" => (true, libc::MS_DIRSYNC),
+            "remount" => (true, libc::MS_REMOUNT),
+            "mand" => (true, libc::MS_MANDLOCK),
+            "nomand" => (false, libc::MS_MANDLOCK),
+            "atime" => (false, libc::MS_NOATIME),
+            "noatime" => (true, libc::MS_NOATIME),
+            "diratime" => (false, libc::MS_NODIRATIME),
+            "nodiratime" => (true, libc::MS_NODIRATIME),
+            "relatime" => (true, libc::MS_RELATIME),
+            "norelatime" => (false, libc::MS_RELATIME),
+            "strictatime" => (true, libc::MS_STRICTATIME),
+            "nostrictatime" => (false, libc::MS_STRICTATIME),
+            "lazytime" => (true, libc::MS_LAZYTIME),
+            "nolazytime" => (false, libc::MS_LAZYTIME),
+            "iversion" => (true, libc::MS_I_VERSION),
+            "noiversion" => (false, libc::MS_I_VERSION),
+            "silent" => (true, libc::MS_SILENT),
+            "loud" => (false, libc::MS_SILENT),
+            "bind" => (true, libc::MS_BIND),
+            "rbind" => (true, libc::MS_BIND | libc::MS_REC),
+            _ => {
+                out.data.push(o.clone());
+                continue;
+            }
+        };
+        if set {
+            out.flags |= flag;
+        } else {
+            out.flags &= !flag;
+        }
+    }
+    out
+}
+
+fn propagation_flag(o: &str) -> Option<u64> {
+    Some(match o {
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        "unbindable" => libc::MS_UNBINDABLE,
+        "runbindable" => libc::MS_UNBINDABLE | libc::MS_REC,
+        _ => return None,
+    })
+}
+
+/// Whether a mount entry is a bind mount (by type or by option).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The host path a bind mount's `source` names: absolute, or relative to the bundle.
+pub fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
+    let src = m.source().clone().unwrap_or_default();
+    if src.is_absolute() {
+        src
+    } else {
+        bundle.join(src)
+    }
+}
+
+fn mount_entry(root: &OwnedFd, m: &Mount, ctx: &FsContext) -> Step {
+    let dest = m.destination();
+    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    if typ == "cgroup" {
+        return mount_cgroup(root, dest, &opts, ctx);
+    }
+    let target = if is_bind(m) {
+        let src = bind_source(m, ctx.bundle);
+        let meta =
+            std::fs::metadata(&src).map_err(|e| fail("stat bind source", &src, io_errno(&e)))?;
+        let kind = if meta.is_dir() {
+            Create::Dir
+        } else {
+            Create::File
+        };
+        let target =
+            resolve(root, dest, kind).map_err(|e| fail("resolve mount destination", dest, e))?;
+        sys_mount(
+            Some(&cpath(&src)),
+            &fd_path(&target),
+            None,
+            libc::MS_BIND | (opts.flags & libc::MS_REC),
+            None,
+        )
+        .map_err(|e| {
+            fail(
+                "bind mount",
+                format!("{} on {}", src.display(), dest.display()),
+                e,
+            )
+        })?;
+        // The fd still names the directory under the new mount; look the path up again.
+        let target = resolve(root, dest, Create::None)
+            .map_err(|e| fail("resolve mount destination", dest, e))?;
+        let extra = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+        if extra != 0 {
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | extra | locked_flags(&fd_path(&target));
+            sys_mount(None, &fd_path(&target), None, flags, None)
+                .map_err(|e| fail("remount bind mount", dest, e))?;
+        }
+        target
+    } else {
+        let target = resolve(root, dest, Create::Dir)
+            .map_err(|e| fail("resolve mount destination", dest, e))?;
+        let src = CString::new(
+            m.source()
+                .as_ref()
+                .map_or(typ.as_bytes(), |s| s.as_os_str().as_bytes()),
+        )
+        .unwrap_or_default();
+        let fstype = CString::new(typ).unwrap_or_default();
+        let data = CString::new(opts.data.join(",")).unwrap_or_default();
+        sys_mount(
+            Some(&src),
+            &fd_path(&target),
+            Some(&fstype),
+            opts.flags,
+            (!opts.data.is_empty()).then_some(data.as_c_str()),
+        )
+        .map_err(|e| fail(&format!("mount {typ}"), dest, e))?;
+        resolve(root, dest, Create::None).map_err(|e| fail("resolve mount destination", dest, e))?
+    };
+    for p in &opts.propagation {
+        sys_mount(None, &fd_path(&target), None, *p, None)
+            .map_err(|e| fail("set mount propagation", dest, e))?;
+    }
+    Ok(())
+}
+
+/// `type: cgroup`: on a v2 host one cgroup2 mount; on v1 and hybrid hosts a tmpfs holding one
+/// mount per hierarchy, as runc lays it out. With a cgroup namespace each shows the container's
+/// cgroup as its root; without one, the container's cgroup directories are bind-mounted.
+fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContext) -> Step {
+    let target =
+        resolve(root, dest, Create::Dir).map_err(|e| fail("resolve mount destination", dest, e))?;
+    let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC);
+    let dirs = &ctx.cgroup.dirs;
+    if dirs.len() == 1 && dirs[0].v2 {
+        return mount_one_cgroup(&fd_path(&target), &dirs[0], flags, ctx.cgroupns, dest);
+    }
+    let tmpfs_flags = flags & !libc::MS_RDONLY;
+    sys_mount(
+        Some(c"tmpfs"),
+        &fd_path(&target),
+        Some(c"tmpfs"),
+        tmpfs_flags,
+        Some(c"mode=755"),
+    )
+    .map_err(|e| fail("mount tmpfs for cgroups", dest, e))?;
+    let top = resolve(root, dest, Create::None)
+        .map_err(|e| fail("resolve mount destination", dest, e))?;
+    for d in dirs {
+        let name = CString::new(d.mount_name.as_str()).unwrap_or_default();
+        // SAFETY: mkdirat with a valid dirfd and a NUL-terminated name.
+        Errno::result(unsafe { libc::mkdirat(top.as_raw_fd(), name.as_ptr(), 0o755) })
+            .map_err(|e| fail("create cgroup mount point", dest.join(&d.mount_name), e))?;
+        let sub = openat_path(&top, &name)
+            .map_err(|e| fail("open cgroup mount point", dest.join(&d.mount_name), e))?;
+        mount_one_cgroup(
+            &fd_path(&sub),
+            d,
+            flags,
+            ctx.cgroupns,
+            &dest.join(&d.mount_name),
+        )?;
+        // Co-mounted controllers (`cpu,cpuacct`) also get a link per controller, as on hosts.
+        let ctrls: Vec<&str> = d
+            .controllers
+            .split(',')
+            .filter(|c| !c.starts_with("name="))
+            .collect();
+        if ctrls.len() > 1 {
+            for c in ctrls {
+                let link = CString::new(c).unwrap_or_default();
+                // SAFETY: symlinkat with valid NUL-terminated strings and a valid dirfd.
+                unsafe { libc::symlinkat(name.as_ptr(), top.as_raw_fd(), link.as_ptr()) };
+            }
+        }
+    }
+    if flags & libc::MS_RDONLY != 0 {
+        sys_mount(
+            None,
+            &fd_path(&top),
+            None,
+            libc::MS_REMOUNT | flags,
+            Some(c"mode=755"),
+        )
+        .map_err(|e| fail("remount cgroup tmpfs read-only", dest, e))?;
+    }
+    Ok(())
+}
+
+fn mount_one_cgroup(
+    target: &CStr,
+    d: &crate::cgroups::CgroupDir,
+    flags: u64,
+    cgroupns: bool,
+    dest: &Path,
+) -> Step {
+    if cgroupns {
+        let (fstype, data) = if d.v2 {
+            (c"cgroup2", None)
+        } else if d.controllers.starts_with("name=") {
+            (
+                c"cgroup",
+                Some(CString::new(format!("none,{}", d.controllers)).unwrap_or_default()),
+            )
+        } else {
+            (
+                c"cgroup",
+                Some(CString::new(d.controllers.as_str()).unwrap_or_default()),
+            )
+        };
+        sys_mount(Some(fstype), target, Some(fstype), flags, data.as_deref())
+            .map_err(|e| fail("mount cgroup", dest, e))
+    } else {
+        sys_mount(
+            Some(&cpath(&d.path)),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| fail("bind cgroup", dest, e))?;
+        sys_mount(
+            None,
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REMOUNT | flags,
+            None,
+        )
+        .map_err(|e| fail("remount cgroup", dest, e))
+    }
+}
+
+// ---- /dev ---------------------------------------------------------------------------------
+
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// When `/dev` is a fresh filesystem (not a bind of the host's), fill it like runc does: the
+/// default devices, the std* and fd links, ptmx pointing into the devpts instance. Devices from
+/// `linux.devices` are made in any case.
+fn setup_dev(root: &OwnedFd, ctx: &FsContext) -> Step {
+    let fresh_dev = ctx
+        .spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/dev") && !is_bind(m));
+    if fresh_dev {
+        let dev =
+            resolve(root, Path::new("/dev"), Create::Dir).map_err(|e| fail("open", "/dev", e))?;
+        for (name, major, minor) in DEFAULT_DEVICES {
+            mknod_at(&dev, name, libc::S_IFCHR | 0o666, *major, *minor, 0, 0)?;
+        }
+        let mut links = vec![
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+            ("ptmx", "pts/ptmx"),
+        ];
+        if Path::new("/proc/kcore").exists() {
+            links.push(("core", "/proc/kcore"));
+        }
+        for (name, to) in links {
+            let n = CString::new(name).unwrap_or_default();
+            let t = CString::new(to).unwrap_or_default();
+            // SAFETY: *at calls with a valid dirfd and NUL-terminated strings.
+            unsafe { libc::unlinkat(dev.as_raw_fd(), n.as_ptr(), 0) };
+            Errno::result(unsafe { libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), n.as_ptr()) })
+                .map_err(|e| fail("create symlink", format!("/dev/{name}"), e))?;
+        }
+    }
+    for d in ctx
+        .spec
+        .linux()
+        .iter()
+        .flat_map(|l| l.devices().iter().flatten())
+    {
+        let path = d.path();
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(fail("create device", path, Errno::EINVAL));
+        };
+        let dir = resolve(root, parent, Create::Dir)
+            .map_err(|e| fail("create device directory", parent, e))?;
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(fail("create device of type 'a'", path, Errno::EINVAL));
+            }
+        };
+        let mode = kind | (d.file_mode().unwrap_or(0o666) & 0o7777);
+        mknod_at(
+            &dir,
+            &name.to_string_lossy(),
+            mode,
+            d.major() as u64,
+            d.minor() as u64,
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+        )?;
+    }
+    Ok(())
+}
+
+fn mknod_at(
+    dir: &OwnedFd,
+    name: &str,
+    mode: u32,
+    major: u64,
+    minor: u64,
+    uid: u32,
+    gid: u32,
+) -> Step {
+    let n = CString::new(name).unwrap_or_default();
+    // SAFETY: *at calls with a valid dirfd and a NUL-terminated single-component name; the name
+    // is looked up in a directory already resolved inside the rootfs.
+    unsafe {
+        libc::unlinkat(dir.as_raw_fd(), n.as_ptr(), 0);
+        Errno::result(libc::mknodat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            mode,
+            libc::makedev(major as u32, minor as u32),
+        ))
+        .map_err(|e| fail("mknod", name, e))?;
+        Errno::result(libc::fchownat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ))
+        .map_err(|e| fail("chown device", name, e))?;
+    }
+    Ok(())
+}
+
+// ---- switching root -----------------------------------------------------------------------
+
+/// pivot_root(".", ".") then detach the old root stacked on top: no directory for the old
+/// root is needed in the image, and nothing of the host stays reachable.
+fn pivot_root(rootfs: &Path) -> Step {
+    let c = cpath(rootfs);
+    // SAFETY: plain syscalls on NUL-terminated paths.
+    unsafe {
+        Errno::result(libc::chdir(c.as_ptr())).map_err(|e| fail("chdir", rootfs, e))?;
+        Errno::result(libc::syscall(
+            libc::SYS_pivot_root,
+            c".".as_ptr(),
+            c".".as_ptr(),
+        ))
+        .map_err(|e| fail("pivot_root", rootfs, e))?;
+    }
+    // The old root must not propagate its unmount to the host.
+    sys_mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
+        .map_err(|e| fail("make old root a slave", rootfs, e))?;
+    // SAFETY: as above.
+    unsafe {
+        Errno::result(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))
+            .map_err(|e| fail("unmount old root", rootfs, e))?;
+        Errno::result(libc::chdir(c"/".as_ptr())).map_err(|e| fail("chdir", "/", e))?;
+    }
+    Ok(())
+}
+
+/// `--no-pivot`: move the rootfs mount over `/` and chroot into it (for ramfs roots, where
+/// pivot_root is impossible).
+fn move_root(rootfs: &Path) -> Step {
+    let c = cpath(rootfs);
+    // SAFETY: plain syscalls on NUL-terminated paths.
+    unsafe {
+        Errno::result(libc::chdir(c.as_ptr())).map_err(|e| fail("chdir", rootfs, e))?;
+    }
+    sys_mount(Some(&c), c"/", None, libc::MS_MOVE, None)
+        .map_err(|e| fail("move rootfs to /", rootfs, e))?;
+    // SAFETY: as above.
+    unsafe {
+        Errno::result(libc::chroot(c".".as_ptr())).map_err(|e| fail("chroot", rootfs, e))?;
+        Errno::result(libc::chdir(c"/".as_ptr())).map_err(|e| fail("chdir", "/", e))?;
+    }
+    Ok(())
+}
+
+/// pivot_root refuses a new root whose parent mount is shared; make that one mount private.
+fn make_parent_mount_private(rootfs: &Path) -> Step {
+    let Ok(f) = std::fs::File::open("/proc/self/mountinfo") else {
+        return Ok(());
+    };
+    let Ok(infos) = <procfs::process::MountInfos as procfs::FromRead>::from_read(f) else {
+        return Ok(());
+    };
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let best = infos
+        .0
+        .iter()
+        .filter(|m| parent.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    if let Some(m) = best {
+        let shared = m
+            .opt_fields
+            .iter()
+            .any(|f| matches!(f, procfs::process::MountOptFields::Shared(_)));
+        if shared {
+            sys_mount(None, &cpath(&m.mount_point), None, libc::MS_PRIVATE, None)
+                .map_err(|e| fail("make rootfs parent mount private", &m.mount_point, e))?;
+        }
+    }
+    Ok(())
+}
+
+// ---- after pivot --------------------------------------------------------------------------
+
+fn readonly_path(p: &str) -> Step {
+    let c = CString::new(p).unwrap_or_default();
+    match sys_mount(Some(&c), &c, None, libc::MS_BIND | libc::MS_REC, None) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(fail("bind read-only path", p, e)),
+    }
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(&c);
+    sys_mount(None, &c, None, flags, None).map_err(|e| fail("remount read-only path", p, e))
+}
+
+/// The container's `/dev/null`, checked to be the real null device: a bind of anything else
+/// over a masked path would unmask it (CVE-2025-31133).
+fn real_dev_null() -> Step<OwnedFd> {
+    let fd = open_path(c"/dev/null", libc::O_PATH | libc::O_NOFOLLOW)
+        .map_err(|e| fail("open", "/dev/null", e))?;
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills the struct we own.
+    Errno::result(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })
+        .map_err(|e| fail("stat", "/dev/null", e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(InitError {
+            step: "check /dev/null".into(),
+            path: "/dev/null".into(),
+            errno: 0,
+            detail: "is not the null device".into(),
+        });
+    }
+    Ok(fd)
+}
+
+fn mask_path(p: &str, null: &OwnedFd) -> Step {
+    let c = CString::new(p).unwrap_or_default();
+    let meta = match std::fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    let r = if meta.is_dir() {
+        sys_mount(Some(c"tmpfs"), &c, Some(c"tmpfs"), libc::MS_RDONLY, None)
+    } else {
+        sys_mount(Some(&fd_path(null)), &c, None, libc::MS_BIND, None)
+    };
+    match r {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(fail("mask path", p, e)),
+    }
+}
+
+/// Flags a remount must keep: those the kernel locks (nosuid, nodev, noexec, atime) are
+/// refused with EPERM if a remount drops them.
+fn locked_flags(target: &CStr) -> u64 {
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs fills the struct we own from a NUL-terminated path.
+    if unsafe { libc::statvfs(target.as_ptr(), &mut st) } != 0 {
+        return 0;
+    }
+    let f = st.f_flag;
+    let mut flags = 0;
+    for (st_flag, ms_flag) in [
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ] {
+        if f & st_flag != 0 {
+            flags |= ms_flag;
+        }
+    }
+    flags
+}
+
+// ---- safe path resolution -----------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    None,
+    Dir,
+    File,
+}
+
+/// Open `path` (absolute or not, taken as inside the rootfs) as an O_PATH fd, resolving every
+/// symlink and `..` as if `root` were `/`. Missing components are made as directories, and the
+/// last one as `kind` says.
+pub fn resolve(root: &OwnedFd, path: &Path, kind: Create) -> Result<OwnedFd, Errno> {
+    let rel = relative(path);
+    match openat2_in_root(root, &rel) {
+        Err(Errno::ENOENT) if kind != Create::None => {}
+        other => return other,
+    }
+    let comps: Vec<&std::ffi::OsStr> = rel.iter().collect();
+    let mut prefix = PathBuf::new();
+    let mut dir = openat2_in_root(root, Path::new("."))?;
+    for (i, c) in comps.iter().enumerate() {
+        prefix.push(c);
+        match openat2_in_root(root, &prefix) {
+            Ok(fd) => {
+                dir = fd;
+                continue;
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+        // `dir` was resolved inside the root, and `c` is a single name, so what we make here
+        // is inside the root too.
+        let name = CString::new(c.as_bytes()).map_err(|_| Errno::EINVAL)?;
+        let last = i + 1 == comps.len();
+        // SAFETY: *at calls with a valid dirfd and a NUL-terminated name.
+        let r = unsafe {
+            if last && kind == Create::File {
+                let fd = libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                fd
+            } else {
+                libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755)
+            }
+        };
+        match Errno::result(r) {
+            Ok(_) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        dir = openat2_in_root(root, &prefix)?;
+    }
+    Ok(dir)
+}
+
+fn relative(path: &Path) -> PathBuf {
+    let mut rel = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir => rel.push(".."),
+            _ => {}
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        rel.push(".");
+    }
+    rel
+}
+
+fn openat2_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, Errno> {
+    let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain integers; all-zero is its valid empty value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 reads the path and the open_how we own; the returned fd is new and ours.
+    let fd = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn openat_path(dir: &OwnedFd, name: &CStr) -> Result<OwnedFd, Errno> {
+    // SAFETY: openat with a valid dirfd and NUL-terminated name; the fd returned is ours.
+    let fd = Errno::result(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
+    open_path(&cpath(path), libc::O_PATH | libc::O_DIRECTORY)
+}
+
+fn open_path(path: &CStr, flags: libc::c_int) -> Result<OwnedFd, Errno> {
+    // SAFETY: open with a NUL-terminated path; the fd returned is ours.
+    let fd = Errno::result(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `/proc/self/fd/N`: mount(2) on this path acts on exactly the file the fd holds.
+fn fd_path(fd: &OwnedFd) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+pub(crate) fn io_errno(e: &std::io::Error) -> Errno {
+    crate::namespaces::errno_of(e)
+}
+
+fn sys_mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: u64,
+    data: Option<&CStr>,
+) -> Result<(), Errno> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
+    // SAFETY: mount(2) reads the NUL-terminated strings we pass (or NULL); `data` is a string,
+    // as every filesystem we mount takes text options.
+    Errno::result(unsafe {
+        libc::mount(
+            p(src),
+            target.as_ptr(),
+            p(fstype),
+            flags as libc::c_ulong,
+            p(data).cast(),
+        )
+    })
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o = parse_options(&strs(&[
+            "nosuid", "rbind", "ro", "rslave", "mode=755", "size=1k",
+        ]));
+        assert_eq!(
+            o.flags,
+            libc::MS_NOSUID | libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY
+        );
+        assert_eq!(o.propagation, vec![libc::MS_SLAVE | libc::MS_REC]);
+        assert_eq!(o.data, strs(&["mode=755", "size=1k"]));
+        // Later options win.
+        let o = parse_options(&strs(&["ro", "rw", "noexec", "exec"]));
+        assert_eq!(o.flags, 0);
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(Path::new("/a/b/../c")), Path::new("a/b/../c"));
+        assert_eq!(relative(Path::new("/")), Path::new("."));
+    }
+}

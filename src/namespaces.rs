@@ -1,0 +1,236 @@
+//! `linux.namespaces`: which namespaces the container gets new, which it joins by path, and the
+//! syscalls that do it.
+//!
+//! The pid namespace is special: `unshare`/`setns` only change the namespace of the *next*
+//! child, so `create` enters it just around the fork of the init ([`PidNsGuard`]); every other
+//! namespace is entered by the init itself ([`NamespacePlan::enter`]).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+/// The clone flag of a namespace type (the spec enum's discriminants are the kernel's flags).
+pub fn flag(typ: LinuxNamespaceType) -> libc::c_int {
+    match typ {
+        LinuxNamespaceType::Mount => libc::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => libc::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => libc::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
+        LinuxNamespaceType::Network => libc::CLONE_NEWNET,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
+    }
+}
+
+/// True when the config asks for a *new* namespace of this type (listed, without a path).
+pub fn wants_new(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    namespaces(spec).any(|ns| ns.typ() == typ && ns.path().is_none())
+}
+
+/// True when the container has its own namespace of this type, new or joined.
+pub fn is_private(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    namespaces(spec).any(|ns| ns.typ() == typ)
+}
+
+fn namespaces(spec: &Spec) -> impl Iterator<Item = &oci_spec::runtime::LinuxNamespace> {
+    spec.linux()
+        .iter()
+        .flat_map(|l| l.namespaces().iter().flatten())
+}
+
+/// What the init must do about namespaces, prepared by `create` before the fork so that a bad
+/// namespace path fails early with its name.
+pub struct NamespacePlan {
+    /// Namespaces to join, opened in the runtime's mount namespace, in config order.
+    join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    /// Flags for `unshare` (without pid, cgroup and time, which have their own moments).
+    unshare: libc::c_int,
+    pub new_pid: bool,
+    join_pid: Option<OwnedFd>,
+    pub new_cgroup: bool,
+    pub new_time: bool,
+    time_offsets: String,
+}
+
+impl NamespacePlan {
+    pub fn new(spec: &Spec) -> Result<Self> {
+        let mut plan = NamespacePlan {
+            join: Vec::new(),
+            unshare: 0,
+            new_pid: false,
+            join_pid: None,
+            new_cgroup: false,
+            new_time: false,
+            time_offsets: String::new(),
+        };
+        let mut seen = 0;
+        for ns in namespaces(spec) {
+            let typ = ns.typ();
+            if seen & flag(typ) != 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "namespace {typ} is listed twice"
+                )));
+            }
+            seen |= flag(typ);
+            if typ == LinuxNamespaceType::User {
+                return Err(Error::Unsupported(
+                    "user namespaces are not supported yet".into(),
+                ));
+            }
+            match ns.path() {
+                Some(path) => {
+                    let fd = open_ns(path, typ)?;
+                    if typ == LinuxNamespaceType::Pid {
+                        plan.join_pid = Some(fd);
+                    } else {
+                        plan.join.push((typ, fd));
+                    }
+                }
+                None => match typ {
+                    LinuxNamespaceType::Pid => plan.new_pid = true,
+                    LinuxNamespaceType::Cgroup => plan.new_cgroup = true,
+                    LinuxNamespaceType::Time => plan.new_time = true,
+                    _ => plan.unshare |= flag(typ),
+                },
+            }
+        }
+        if let Some(offsets) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+        {
+            if !plan.new_time && !offsets.is_empty() {
+                return Err(Error::InvalidConfig(
+                    "timeOffsets require a new time namespace".into(),
+                ));
+            }
+            for (clock, off) in offsets {
+                if clock != "monotonic" && clock != "boottime" {
+                    return Err(Error::InvalidConfig(format!(
+                        "unknown clock {clock:?} in timeOffsets"
+                    )));
+                }
+                plan.time_offsets.push_str(&format!(
+                    "{clock} {} {}\n",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// In `create`, around the fork: make the next child land in the container's pid namespace.
+    pub fn enter_pid_for_children(&self) -> Result<PidNsGuard> {
+        if !self.new_pid && self.join_pid.is_none() {
+            return Ok(PidNsGuard(None));
+        }
+        let own = File::open("/proc/thread-self/ns/pid")
+            .map_err(crate::error::io_err("open", "/proc/thread-self/ns/pid"))?;
+        match &self.join_pid {
+            Some(fd) => setns(fd.as_raw_fd(), libc::CLONE_NEWPID, "setns pid")?,
+            None => unshare(libc::CLONE_NEWPID, "unshare pid")?,
+        }
+        Ok(PidNsGuard(Some(own.into())))
+    }
+
+    /// In the init: join the namespaces named by path, then unshare the new ones (but cgroup,
+    /// which waits until the init sits in its cgroup: see [`Self::enter_cgroup`]).
+    pub fn enter(&self) -> std::result::Result<(), (&'static str, Errno)> {
+        for (typ, fd) in &self.join {
+            setns(fd.as_raw_fd(), flag(*typ), "setns").map_err(|_| ("setns", Errno::last()))?;
+        }
+        if self.unshare != 0 {
+            unshare(self.unshare, "unshare").map_err(|_| ("unshare namespaces", Errno::last()))?;
+        }
+        if self.new_time {
+            unshare(libc::CLONE_NEWTIME, "unshare time")
+                .map_err(|_| ("unshare time namespace", Errno::last()))?;
+            if !self.time_offsets.is_empty() {
+                std::fs::write("/proc/self/timens_offsets", &self.time_offsets)
+                    .map_err(|e| ("write /proc/self/timens_offsets", errno_of(&e)))?;
+            }
+            // unshare(CLONE_NEWTIME) only affects children; the init itself enters it here.
+            let fd = File::open("/proc/self/ns/time_for_children")
+                .map_err(|e| ("open /proc/self/ns/time_for_children", errno_of(&e)))?;
+            setns(fd.as_raw_fd(), libc::CLONE_NEWTIME, "setns time")
+                .map_err(|_| ("setns time namespace", Errno::last()))?;
+        }
+        Ok(())
+    }
+
+    /// In the init, once `create` has put it in its cgroup: the new cgroup namespace is rooted
+    /// at the container's own cgroup.
+    pub fn enter_cgroup(&self) -> std::result::Result<(), (&'static str, Errno)> {
+        if self.new_cgroup {
+            unshare(libc::CLONE_NEWCGROUP, "unshare cgroup")
+                .map_err(|_| ("unshare cgroup namespace", Errno::last()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Restores `create`'s own pid namespace for its future children when dropped.
+pub struct PidNsGuard(Option<OwnedFd>);
+
+impl Drop for PidNsGuard {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            // Going back to our own active namespace is always allowed.
+            let _ = setns(fd.as_raw_fd(), libc::CLONE_NEWPID, "setns pid");
+        }
+    }
+}
+
+fn open_ns(path: &Path, typ: LinuxNamespaceType) -> Result<OwnedFd> {
+    let file = File::open(path).map_err(|source| Error::Io {
+        op: "open namespace",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Check the file really is a namespace of this type: setns would say EINVAL much later.
+    let link = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let target = std::fs::read_link(&link).unwrap_or_default();
+    let want = match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Network => "net",
+        other => return Ok(check_kind(file, path, &target, &other.to_string())?),
+    };
+    check_kind(file, path, &target, want)
+}
+
+fn check_kind(file: File, path: &Path, target: &Path, want: &str) -> Result<OwnedFd> {
+    let t = target.to_string_lossy();
+    if t.starts_with(&format!("{want}:[")) {
+        Ok(file.into())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "namespace path {} is not a {want} namespace",
+            path.display()
+        )))
+    }
+}
+
+fn unshare(flags: libc::c_int, op: &'static str) -> Result<()> {
+    // SAFETY: unshare takes only flags and touches no memory of ours.
+    Errno::result(unsafe { libc::unshare(flags) })
+        .map(drop)
+        .map_err(crate::error::sys_err(op))
+}
+
+fn setns(fd: libc::c_int, nstype: libc::c_int, op: &'static str) -> Result<()> {
+    // SAFETY: setns takes an fd we own and flags; it touches no memory of ours.
+    Errno::result(unsafe { libc::setns(fd, nstype) })
+        .map(drop)
+        .map_err(crate::error::sys_err(op))
+}
+
+pub(crate) fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}

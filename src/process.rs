@@ -1,0 +1,539 @@
+//! The container's init: one fork of the calling process, no re-exec. This file holds the whole
+//! path from `create` to `execve`, in the order it runs:
+//!
+//! ```text
+//!  create (parent)                          init (child, pid 1 of the new pid namespace)
+//!  ─────────────────                        ─────────────────────────────────────────────
+//!  socketpair, open exec.fifo
+//!  enter pid ns for children, fork ───────► reset signals, umask 0
+//!  put child in its cgroup                  wait for 'G'
+//!  write oom_score_adj
+//!  send 'G' ──────────────────────────────► join / unshare namespaces, cgroupns
+//!                                           keyring, hostname, domainname
+//!                                           mounts, /dev, pivot_root, sysctl,
+//!                                           masked/readonly paths, readonly root
+//!                                           rlimits, groups/gid/uid, capabilities,
+//!                                           no_new_privs, umask, cwd, find executable
+//!  wait ◄─────────────────── 'R' or 'E'+error
+//!  write state.json (pid, start time)
+//!  send 'C' ──────────────────────────────► (EOF instead: create died, exit)
+//!  exit; init is reparented                 block reading exec.fifo
+//!  start: write one byte to exec.fifo ────► close extra fds, execve
+//! ```
+//!
+//! If `create` dies before 'C', the init sees EOF on the socket and exits, so no init is ever
+//! left without a state file that names it.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
+use nix::unistd::{ForkResult, Pid};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, InitError, Result};
+use crate::mount::{self, FsContext, Step, fail};
+use crate::namespaces::NamespacePlan;
+
+/// Everything the init needs, prepared by `create` before the fork.
+pub struct InitConfig<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    pub namespaces: &'a NamespacePlan,
+    /// exec.fifo, opened read-write so that the init's read blocks until `start` writes.
+    pub exec_fifo: OwnedFd,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// An init that finished its setup and waits for `create` to commit (see [`Pending::commit`]).
+/// Dropping it without committing kills the init.
+pub struct Pending {
+    pub pid: Pid,
+    sock: Option<OwnedFd>,
+}
+
+impl Pending {
+    /// Tell the init that its state is recorded; from now on it outlives `create`.
+    pub fn commit(mut self) -> Result<()> {
+        let sock = self.sock.take().expect("commit once");
+        send(&sock, b"C").map_err(crate::error::sys_err("send commit to init"))
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.sock.is_some() {
+            let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(self.pid, None);
+        }
+    }
+}
+
+/// Fork the init and drive it through its setup. Returns once the init is ready and waits
+/// for the commit, or with the init's own error (step, path, errno) after reaping it.
+pub fn spawn_init(cfg: &InitConfig) -> Result<Pending> {
+    let (parent_sock, child_sock) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(crate::error::sys_err("socketpair"))?;
+    // Everything the child will execve with is built here, so an invalid string fails in
+    // `create` rather than in the child.
+    let exec = ExecPlan::new(cfg.spec)?;
+
+    let pid = {
+        let _pidns = cfg.namespaces.enter_pid_for_children()?;
+        // SAFETY: the child only runs `init`, which never returns (it execs or _exits). The
+        // library's create path starts no threads; if the embedding program has threads, glibc's
+        // fork leaves malloc usable in the child, and init takes no other lock they may hold.
+        match unsafe { nix::unistd::fork() }.map_err(crate::error::sys_err("fork"))? {
+            ForkResult::Child => {
+                drop(parent_sock);
+                init(cfg, &exec, child_sock)
+            }
+            ForkResult::Parent { child } => child,
+        }
+    };
+    drop(child_sock);
+    let pending = Pending {
+        pid,
+        sock: Some(parent_sock),
+    };
+    let sock = pending.sock.as_ref().expect("set above");
+
+    cfg.cgroup.add(pid.as_raw())?;
+    if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
+    }
+    send(sock, b"G").map_err(crate::error::sys_err("send go to init"))?;
+
+    let mut buf = vec![0u8; 8192];
+    let n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+    match buf.first() {
+        Some(b'R') if n == 1 => Ok(pending),
+        Some(b'E') if n > 1 => {
+            let err: InitError = serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
+                step: "decode init error".into(),
+                path: String::new(),
+                errno: 0,
+                detail: e.to_string(),
+            });
+            Err(Error::Init(err))
+        }
+        _ => {
+            drop(pending);
+            Err(Error::Init(InitError {
+                step: "init exited during setup".into(),
+                path: String::new(),
+                errno: 0,
+                detail: String::new(),
+            }))
+        }
+    }
+}
+
+/// The init. Never returns: it execs the container process or exits.
+fn init(cfg: &InitConfig, exec: &ExecPlan, sock: OwnedFd) -> ! {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        init_steps(cfg, exec, &sock)
+    }));
+    let err = match result {
+        Ok(Err(e)) => e,
+        Ok(Ok(never)) => match never {},
+        Err(_) => InitError {
+            step: "init panicked".into(),
+            path: String::new(),
+            errno: 0,
+            detail: String::new(),
+        },
+    };
+    let mut msg = b"E".to_vec();
+    msg.extend(serde_json::to_vec(&err).unwrap_or_default());
+    if send(&sock, &msg).is_err() {
+        // Past the handshake the only one listening is the container's stderr.
+        eprintln!("cofferdam init: {}", Error::Init(err));
+    }
+    // SAFETY: _exit ends the process without running the caller's atexit handlers or
+    // destructors, which belong to the parent's copy of the program.
+    unsafe { libc::_exit(127) }
+}
+
+fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
+    reset_signals();
+    // SAFETY: umask only sets a process attribute. Devices and dirs get exactly their modes.
+    unsafe { libc::umask(0) };
+
+    wait_for(sock, b'G')?;
+    cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
+    cfg.namespaces
+        .enter_cgroup()
+        .map_err(|(op, e)| fail(op, "", e))?;
+    if !cfg.no_new_keyring {
+        join_session_keyring(cfg.id)?;
+    }
+    if let Some(h) = cfg.spec.hostname() {
+        nix::unistd::sethostname(h).map_err(|e| fail("sethostname", h, e))?;
+    }
+    if let Some(d) = cfg.spec.domainname() {
+        // SAFETY: setdomainname reads `len` bytes of the string we own.
+        Errno::result(unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) })
+            .map_err(|e| fail("setdomainname", d, e))?;
+    }
+
+    mount::setup_rootfs(&FsContext {
+        spec: cfg.spec,
+        bundle: cfg.bundle,
+        rootfs: cfg.rootfs,
+        cgroup: cfg.cgroup,
+        cgroupns: cfg.namespaces.new_cgroup,
+        no_pivot: cfg.no_pivot,
+    })?;
+    mount::finalize_rootfs(cfg.spec)?;
+
+    let process = cfg.spec.process().as_ref().expect("validated by create");
+    set_rlimits(process)?;
+    set_user_and_capabilities(process)?;
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with integer arguments only.
+        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+            .map_err(|e| fail("set no_new_privs", "", e))?;
+    }
+    // SAFETY: as above, umask only sets a process attribute.
+    unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    nix::unistd::chdir(process.cwd()).map_err(|e| fail("chdir to cwd", process.cwd(), e))?;
+    let program = exec.find_program()?;
+    let env = exec.env_with_home(process.user().uid());
+
+    send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
+    if wait_for(sock, b'C').is_err() {
+        // `create` died before recording us: leave nothing behind.
+        // SAFETY: see `init`.
+        unsafe { libc::_exit(1) }
+    }
+
+    // Block until `start` writes to exec.fifo.
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&cfg.exec_fifo, &mut byte) {
+            Ok(1) => break,
+            Err(Errno::EINTR) => continue,
+            Ok(_) => return Err(fail("read exec fifo", "exec.fifo", Errno::EPIPE)),
+            Err(e) => return Err(fail("read exec fifo", "exec.fifo", e)),
+        }
+    }
+    close_extra_fds(3 + cfg.preserve_fds)?;
+    let argv: Vec<&std::ffi::CStr> = exec.args.iter().map(CString::as_c_str).collect();
+    let envp: Vec<&std::ffi::CStr> = env.iter().map(CString::as_c_str).collect();
+    let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
+    Err(fail("execve", program.to_string_lossy().as_ref(), e))
+}
+
+/// Strings for execve, built before the fork.
+struct ExecPlan {
+    args: Vec<CString>,
+    env: Vec<CString>,
+    path_var: String,
+    has_home: bool,
+}
+
+impl ExecPlan {
+    fn new(spec: &Spec) -> Result<ExecPlan> {
+        let process = spec.process().as_ref().expect("validated");
+        let cstr = |s: &str, what: &str| {
+            CString::new(s)
+                .map_err(|_| Error::InvalidConfig(format!("{what} {s:?} contains a NUL byte")))
+        };
+        let args = process
+            .args()
+            .iter()
+            .flatten()
+            .map(|a| cstr(a, "process.args entry"))
+            .collect::<Result<Vec<_>>>()?;
+        let env_list = process.env().clone().unwrap_or_default();
+        let env = env_list
+            .iter()
+            .map(|e| cstr(e, "process.env entry"))
+            .collect::<Result<Vec<_>>>()?;
+        let path_var = env_list
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .to_string();
+        let has_home = env_list.iter().any(|e| e.starts_with("HOME="));
+        Ok(ExecPlan {
+            args,
+            env,
+            path_var,
+            has_home,
+        })
+    }
+
+    /// args[0] as execve will run it: a path, or looked up in the container's PATH.
+    fn find_program(&self) -> Step<CString> {
+        let arg0 = self.args[0].to_string_lossy().into_owned();
+        let candidates: Vec<PathBuf> = if arg0.contains('/') {
+            vec![PathBuf::from(&arg0)]
+        } else {
+            self.path_var
+                .split(':')
+                .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(&arg0))
+                .collect()
+        };
+        for c in candidates {
+            let cs = CString::new(c.as_os_str().as_bytes()).unwrap_or_default();
+            // SAFETY: faccessat and stat read a NUL-terminated path and fill a struct we own.
+            let ok = unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                libc::stat(cs.as_ptr(), &mut st) == 0
+                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && libc::faccessat(libc::AT_FDCWD, cs.as_ptr(), libc::X_OK, libc::AT_EACCESS)
+                        == 0
+            };
+            if ok {
+                return Ok(cs);
+            }
+        }
+        Err(InitError {
+            step: "exec".into(),
+            path: arg0.clone(),
+            errno: libc::ENOENT,
+            detail: if arg0.contains('/') {
+                "no such executable file".into()
+            } else {
+                "executable file not found in $PATH".into()
+            },
+        })
+    }
+
+    /// The environment, plus HOME from the container's /etc/passwd when the config has none.
+    fn env_with_home(&self, uid: u32) -> Vec<CString> {
+        let mut env = self.env.clone();
+        if !self.has_home {
+            let home = std::fs::read_to_string("/etc/passwd")
+                .ok()
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+                    })
+                })
+                .unwrap_or_else(|| "/".into());
+            env.push(CString::new(format!("HOME={home}")).unwrap_or_default());
+        }
+        env
+    }
+}
+
+fn reset_signals() {
+    // The caller (e.g. `run`, or a Rust program that ignores SIGPIPE) may have blocked or
+    // ignored signals; the container starts with none of that.
+    // SAFETY: sigprocmask and signal with valid arguments; no handler of ours is installed.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+fn join_session_keyring(id: &str) -> Step {
+    let name = CString::new(format!("_ses.{id}")).unwrap_or_default();
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl reads the NUL-terminated name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    match Errno::result(r) {
+        Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(fail("join session keyring", "", e)),
+    }
+}
+
+fn set_rlimits(process: &Process) -> Step {
+    for rl in process.rlimits().iter().flatten() {
+        let res = rlimit_resource(rl.typ());
+        let lim = libc::rlimit {
+            rlim_cur: rl.soft(),
+            rlim_max: rl.hard(),
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        Errno::result(unsafe { libc::setrlimit(res, &lim) })
+            .map_err(|e| fail("setrlimit", rl.typ().to_string(), e))?;
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// Bounding set first (needs CAP_SETPCAP, so while still root), then groups, gid and uid with
+/// the permitted set kept across setuid, then the inheritable, effective and permitted sets,
+/// and the ambient ones that the kernel accepts (as runc: an ambient capability that is not
+/// also inheritable is skipped, not an error).
+fn set_user_and_capabilities(process: &Process) -> Step {
+    let user = process.user();
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapSets::from_spec)
+        .transpose()?;
+    if let Some(c) = &caps {
+        for cap in caps::runtime::thread_all_supported() {
+            if !c.bounding.contains(&cap) {
+                caps::drop(None, caps::CapSet::Bounding, cap)
+                    .map_err(|e| caps_fail("drop bounding capability", e))?;
+            }
+        }
+    }
+    let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // SAFETY: setgroups reads `len` gids from the vector we own; the rest take integers.
+    unsafe {
+        Errno::result(libc::setgroups(groups.len(), groups.as_ptr()))
+            .map_err(|e| fail("setgroups", format!("{groups:?}"), e))?;
+        Errno::result(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))
+            .map_err(|e| fail("set keepcaps", "", e))?;
+        Errno::result(libc::setresgid(user.gid(), user.gid(), user.gid()))
+            .map_err(|e| fail("setgid", user.gid().to_string(), e))?;
+        Errno::result(libc::setresuid(user.uid(), user.uid(), user.uid()))
+            .map_err(|e| fail("setuid", user.uid().to_string(), e))?;
+        Errno::result(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))
+            .map_err(|e| fail("clear keepcaps", "", e))?;
+    }
+    if let Some(c) = &caps {
+        // Inheritable while CAP_SETPCAP may still be effective; effective before permitted,
+        // since the kernel wants effective within permitted after every call.
+        caps::set(None, caps::CapSet::Inheritable, &c.inheritable)
+            .map_err(|e| caps_fail("set inheritable capabilities", e))?;
+        caps::set(None, caps::CapSet::Effective, &c.effective)
+            .map_err(|e| caps_fail("set effective capabilities", e))?;
+        caps::set(None, caps::CapSet::Permitted, &c.permitted)
+            .map_err(|e| caps_fail("set permitted capabilities", e))?;
+        let _ = caps::clear(None, caps::CapSet::Ambient);
+        for cap in &c.ambient {
+            let _ = caps::raise(None, caps::CapSet::Ambient, *cap);
+        }
+    }
+    Ok(())
+}
+
+struct CapSets {
+    bounding: caps::CapsHashSet,
+    effective: caps::CapsHashSet,
+    permitted: caps::CapsHashSet,
+    inheritable: caps::CapsHashSet,
+    ambient: caps::CapsHashSet,
+}
+
+impl CapSets {
+    fn from_spec(c: &LinuxCapabilities) -> Step<CapSets> {
+        let conv = |set: &Option<oci_spec::runtime::Capabilities>| -> Step<caps::CapsHashSet> {
+            set.iter()
+                .flatten()
+                .map(|cap| {
+                    let name = format!("CAP_{cap}");
+                    caps::Capability::from_str(&name).map_err(|_| InitError {
+                        step: "unknown capability".into(),
+                        path: name,
+                        errno: libc::EINVAL,
+                        detail: String::new(),
+                    })
+                })
+                .collect()
+        };
+        Ok(CapSets {
+            bounding: conv(c.bounding())?,
+            effective: conv(c.effective())?,
+            permitted: conv(c.permitted())?,
+            inheritable: conv(c.inheritable())?,
+            ambient: conv(c.ambient())?,
+        })
+    }
+}
+
+fn caps_fail(step: &str, e: caps::errors::CapsError) -> InitError {
+    InitError {
+        step: step.into(),
+        path: String::new(),
+        errno: Errno::last_raw(),
+        detail: e.to_string(),
+    }
+}
+
+/// Mark every fd from `first` up close-on-exec: nothing of the runtime or of the host leaks into
+/// the container (CVE-2024-21626). The preserved fds below `first` lose close-on-exec.
+fn close_extra_fds(first: u32) -> Step {
+    for fd in 3..first {
+        // SAFETY: fcntl on an fd number; an fd that is not open just fails.
+        unsafe { libc::fcntl(fd as libc::c_int, libc::F_SETFD, 0) };
+    }
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(r)
+        .map(drop)
+        .map_err(|e| fail("close_range", "", e))
+}
+
+fn send(sock: &OwnedFd, msg: &[u8]) -> std::result::Result<(), Errno> {
+    socket::send(sock.as_raw_fd(), msg, socket::MsgFlags::MSG_NOSIGNAL).map(drop)
+}
+
+fn recv(sock: &OwnedFd, buf: &mut [u8]) -> std::result::Result<usize, Errno> {
+    loop {
+        match socket::recv(sock.as_raw_fd(), buf, socket::MsgFlags::empty()) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn wait_for(sock: &OwnedFd, want: u8) -> Step {
+    let mut b = [0u8; 1];
+    match recv(sock, &mut b) {
+        Ok(1) if b[0] == want => Ok(()),
+        Ok(_) => Err(fail("sync with create", "", Errno::EPIPE)),
+        Err(e) => Err(fail("sync with create", "", e)),
+    }
+}

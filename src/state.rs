@@ -1,0 +1,260 @@
+//! Where a container's state lives between CLI calls: `<root>/<id>/state.json` (written
+//! atomically) and `<root>/<id>/exec.fifo` (present from create until start). The status is
+//! never stored: it is derived from the init process and the fifo each time it is asked for.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::Cgroup;
+use crate::error::{Error, Result, io_err};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// A container's status, as the OCI spec names them (plus `paused` from runc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What `create` records for the later calls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Persisted {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// The init's pid in the runtime's pid namespace; 0 while `create` is still running.
+    pub pid: i32,
+    /// The init's start time (field 22 of `/proc/PID/stat`): a pid that was reused by another
+    /// process has another start time, so we never mistake it for our init.
+    pub pid_start: u64,
+    /// `create`'s own pid and start time: a `creating` container whose creator died is stopped.
+    pub creator_pid: i32,
+    pub creator_start: u64,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    #[serde(default)]
+    pub cgroup: Cgroup,
+}
+
+/// The state JSON printed by `state`, field for field what runc prints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+pub fn state_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+pub fn read(dir: &Path, id: &str) -> Result<Persisted> {
+    let path = dir.join(STATE_FILE);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    serde_json::from_slice(&data).map_err(|e| Error::MalformedConfig {
+        path,
+        line: e.line(),
+        column: e.column(),
+        msg: e.to_string(),
+    })
+}
+
+/// Write the state file so that a reader sees the old or the new one, never half of one.
+pub fn write(dir: &Path, state: &Persisted) -> Result<()> {
+    let tmp = dir.join(".state.json.tmp");
+    let path = dir.join(STATE_FILE);
+    let data = serde_json::to_vec(state).expect("state serializes");
+    let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    f.write_all(&data).map_err(io_err("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+}
+
+/// A process we started, identified by pid *and* start time.
+#[derive(Debug, Clone, Copy)]
+pub struct Proc {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl Proc {
+    /// Whether this very process is alive (not exited, not a zombie, pid not reused).
+    pub fn alive(&self) -> bool {
+        match proc_stat(self.pid) {
+            Some((start, state)) => start == self.start && state != 'Z' && state != 'X',
+            None => false,
+        }
+    }
+
+    pub fn of(pid: i32) -> Option<Proc> {
+        proc_stat(pid).map(|(start, _)| Proc { pid, start })
+    }
+}
+
+/// (start time, state letter) of a pid, from `/proc/PID/stat`.
+pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
+    if pid <= 0 {
+        return None;
+    }
+    let f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let stat = <procfs::process::Stat as procfs::FromRead>::from_read(f).ok()?;
+    Some((stat.starttime, stat.state))
+}
+
+impl Persisted {
+    pub fn init(&self) -> Proc {
+        Proc {
+            pid: self.pid,
+            start: self.pid_start,
+        }
+    }
+
+    pub fn status(&self, dir: &Path) -> Status {
+        if self.pid == 0 {
+            let creator = Proc {
+                pid: self.creator_pid,
+                start: self.creator_start,
+            };
+            return if creator.alive() {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !self.init().alive() {
+            return Status::Stopped;
+        }
+        if dir.join(EXEC_FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+
+    pub fn to_oci(&self, status: Status) -> ContainerState {
+        ContainerState {
+            oci_version: crate::spec::OCI_VERSION.to_string(),
+            id: self.id.clone(),
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status,
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+}
+
+/// Now, as RFC 3339 with nanoseconds in UTC (what runc prints as `created`).
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The name of a uid as the host's `/etc/passwd` has it (runc's `owner`), else the number.
+pub fn owner_name(uid: u32) -> String {
+    if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
+        for line in text.lines() {
+            let mut f = line.split(':');
+            if let (Some(name), _, Some(u)) = (f.next(), f.next(), f.next()) {
+                if u.parse() == Ok(uid) {
+                    return name.to_string();
+                }
+            }
+        }
+    }
+    uid.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(
+            rfc3339(1_795_305_600 + 3661, 0),
+            "2026-11-22T01:01:01.000000000Z"
+        );
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let me = Proc::of(std::process::id() as i32).unwrap();
+        assert!(me.alive());
+        assert!(
+            !Proc {
+                start: me.start + 1,
+                ..me
+            }
+            .alive()
+        );
+        assert!(!Proc { pid: 0, start: 0 }.alive());
+    }
+}
