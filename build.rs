@@ -2,13 +2,11 @@
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs");
-    if let Ok(out) = std::process::Command::new("git")
+    let out = std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-    {
-        if out.status.success() {
-            let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            println!("cargo:rustc-env=COFFERDAM_COMMIT={commit}");
-        }
+        .output();
+    if let Some(out) = out.ok().filter(|o| o.status.success()) {
+        let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        println!("cargo:rustc-env=COFFERDAM_COMMIT={commit}");
     }
 }

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use oci_spec::runtime::Spec;
 
-use crate::cgroups::{self, Cgroup, Layout};
+use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Error, Result, io_err, sys_err};
 use crate::namespaces::NamespacePlan;
 use crate::process::{self, InitConfig};
@@ -201,11 +201,7 @@ fn create(
         }
     }
     let namespaces = NamespacePlan::new(&spec)?;
-    let cgroup_path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .unwrap_or_else(|| cgroups::default_path(id));
+    let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let layout = Layout::detect()?;
 
     std::fs::create_dir_all(root).map_err(io_err("create state root", root))?;
@@ -247,7 +243,10 @@ fn create(
         .map_err(sys_err("mkfifo exec.fifo"))?;
     let exec_fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
 
-    let cgroup = Cgroup::create(&layout, &cgroup_path)?;
+    let cgroup = match &explicit_cgroup {
+        Some(path) => Cgroup::create(&layout, path)?,
+        None => Cgroup::create_default(&layout, id)?,
+    };
     undo.cgroup = Some(cgroup.clone());
     persisted.cgroup = cgroup.clone();
 
@@ -300,10 +299,8 @@ impl Undo {
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if let Some(cg) = self.cgroup.take() {
-            if let Err(e) = cg.remove() {
-                log::warn!("cleanup after failed create: {e}");
-            }
+        if let Some(Err(e)) = self.cgroup.take().map(|cg| cg.remove()) {
+            log::warn!("cleanup after failed create: {e}");
         }
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);

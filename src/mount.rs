@@ -306,7 +306,8 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
     let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC);
     let dirs = &ctx.cgroup.dirs;
     if dirs.len() == 1 && dirs[0].v2 {
-        return mount_one_cgroup(&fd_path(&target), &dirs[0], flags, ctx.cgroupns, dest);
+        let reopen = || resolve(root, dest, Create::None);
+        return mount_one_cgroup(&target, &reopen, &dirs[0], flags, ctx.cgroupns, dest);
     }
     let tmpfs_flags = flags & !libc::MS_RDONLY;
     sys_mount(
@@ -324,10 +325,12 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
         // SAFETY: mkdirat with a valid dirfd and a NUL-terminated name.
         Errno::result(unsafe { libc::mkdirat(top.as_raw_fd(), name.as_ptr(), 0o755) })
             .map_err(|e| fail("create cgroup mount point", dest.join(&d.mount_name), e))?;
-        let sub = openat_path(&top, &name)
-            .map_err(|e| fail("open cgroup mount point", dest.join(&d.mount_name), e))?;
+        let reopen = || openat_path(&top, &name);
+        let sub =
+            reopen().map_err(|e| fail("open cgroup mount point", dest.join(&d.mount_name), e))?;
         mount_one_cgroup(
-            &fd_path(&sub),
+            &sub,
+            &reopen,
             d,
             flags,
             ctx.cgroupns,
@@ -361,12 +364,14 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
 }
 
 fn mount_one_cgroup(
-    target: &CStr,
+    target: &OwnedFd,
+    reopen: &dyn Fn() -> Result<OwnedFd, Errno>,
     d: &crate::cgroups::CgroupDir,
     flags: u64,
     cgroupns: bool,
     dest: &Path,
 ) -> Step {
+    let target = &fd_path(target);
     if cgroupns {
         let (fstype, data) = if d.v2 {
             (c"cgroup2", None)
@@ -392,9 +397,11 @@ fn mount_one_cgroup(
             None,
         )
         .map_err(|e| fail("bind cgroup", dest, e))?;
+        // The fd names the directory under the new mount; the remount needs the mount itself.
+        let mounted = reopen().map_err(|e| fail("open cgroup mount", dest, e))?;
         sys_mount(
             None,
-            target,
+            &fd_path(&mounted),
             None,
             libc::MS_BIND | libc::MS_REMOUNT | flags,
             None,
@@ -677,6 +684,13 @@ pub enum Create {
 /// symlink and `..` as if `root` were `/`. Missing components are made as directories, and the
 /// last one as `kind` says.
 pub fn resolve(root: &OwnedFd, path: &Path, kind: Create) -> Result<OwnedFd, Errno> {
+    resolve_depth(root, path, kind, 0)
+}
+
+fn resolve_depth(root: &OwnedFd, path: &Path, kind: Create, depth: u32) -> Result<OwnedFd, Errno> {
+    if depth > 40 {
+        return Err(Errno::ELOOP);
+    }
     let rel = relative(path);
     match openat2_in_root(root, &rel) {
         Err(Errno::ENOENT) if kind != Create::None => {}
@@ -721,7 +735,21 @@ pub fn resolve(root: &OwnedFd, path: &Path, kind: Create) -> Result<OwnedFd, Err
             }
         };
         match Errno::result(r) {
-            Ok(_) | Err(Errno::EEXIST) => {}
+            Ok(_) => {}
+            Err(Errno::EEXIST) => {
+                // A dangling symlink: make what it points to, still inside the root (as runc
+                // does), by resolving its target joined with the rest of the path.
+                let Ok(target) = nix::fcntl::readlinkat(&dir, name.as_c_str()) else {
+                    return Err(Errno::EEXIST);
+                };
+                let base = if Path::new(&target).is_absolute() {
+                    PathBuf::from(&target)
+                } else {
+                    prefix.parent().unwrap_or(Path::new("")).join(&target)
+                };
+                let rest: PathBuf = comps[i + 1..].iter().collect();
+                return resolve_depth(root, &base.join(rest), kind, depth + 1);
+            }
             Err(e) => return Err(e),
         }
         dir = openat2_in_root(root, &prefix)?;

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn malformed_config_names_line_and_column() {
         let err = parse(
-            b"{\n  \"ociVersion\": \"1.0.0\",\n  \"process\": [\n",
+            b"{\n  \"ociVersion\": \"1.0.0\",\n  \"process\": {\"args\": [\"true\",]}\n}\n",
             Path::new("c.json"),
         )
         .unwrap_err();

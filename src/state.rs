@@ -220,10 +220,10 @@ pub fn owner_name(uid: u32) -> String {
     if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
         for line in text.lines() {
             let mut f = line.split(':');
-            if let (Some(name), _, Some(u)) = (f.next(), f.next(), f.next()) {
-                if u.parse() == Ok(uid) {
-                    return name.to_string();
-                }
+            if let (Some(name), _, Some(u)) = (f.next(), f.next(), f.next())
+                && u.parse() == Ok(uid)
+            {
+                return name.to_string();
             }
         }
     }

@@ -183,10 +183,10 @@ impl Layout {
     }
 }
 
-/// The default cgroup of a container with no `cgroupsPath`.
-pub fn default_path(id: &str) -> PathBuf {
-    PathBuf::from(format!("/cofferdam/{id}"))
-}
+/// The parent of the default cgroups, `/cofferdam/<id>`, used when a config has no
+/// `cgroupsPath`. It belongs to the runtime: the delete of the last container under it
+/// removes it, whichever container made it.
+pub const DEFAULT_PARENT: &str = "/cofferdam";
 
 /// One directory of the container's cgroup, in one hierarchy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +237,18 @@ impl Cgroup {
                     .unwrap_or_default(),
                 controllers: h.controllers.clone(),
             });
+        }
+        Ok(cg)
+    }
+
+    /// Create `/cofferdam/<id>` in every hierarchy; `delete` also removes `/cofferdam` when it
+    /// is left empty.
+    pub fn create_default(layout: &Layout, id: &str) -> Result<Cgroup> {
+        let mut cg = Cgroup::create(layout, &Path::new(DEFAULT_PARENT).join(id))?;
+        for d in &mut cg.dirs {
+            if d.created_from.is_some() {
+                d.created_from = d.path.parent().map(Path::to_path_buf);
+            }
         }
         Ok(cg)
     }

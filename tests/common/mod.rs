@@ -1,0 +1,281 @@
+//! Test fixtures: a busybox-static bundle per test, a private state root, a private cgroup
+//! prefix, and cleanup that runs even when the test fails. Tests need root and a static
+//! busybox at /bin/busybox (`scripts/test.sh` installs `busybox-static`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cofferdam");
+
+/// One test's world: a directory with bundles and a state root, and a cgroup prefix
+/// `/cofferdam-test-<pid>-<name>` that only this test uses.
+pub struct Env {
+    pub name: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub cgroup_prefix: String,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env {
+    pub fn new(name: &str) -> Env {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "these tests run containers and need root"
+        );
+        let dir =
+            std::env::temp_dir().join(format!("cofferdam-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env {
+            name: name.to_string(),
+            root: dir.join("state"),
+            cgroup_prefix: format!("/cofferdam-test-{}-{name}", std::process::id()),
+            dir,
+            ids: Default::default(),
+        }
+    }
+
+    /// A container id unique to this test run.
+    pub fn id(&self, suffix: &str) -> String {
+        let id = format!("{}-{}-{suffix}", self.name, std::process::id());
+        self.ids.borrow_mut().push(id.clone());
+        id
+    }
+
+    /// A bundle with a busybox rootfs and a config for `args`, based on `cofferdam spec`.
+    pub fn bundle(&self, name: &str, args: &[&str]) -> Bundle {
+        let path = self.dir.join(name);
+        let rootfs = path.join("rootfs");
+        make_busybox_rootfs(&rootfs);
+        let out = Command::new(BIN)
+            .args(["spec", "--bundle"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&std::fs::read(path.join("config.json")).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["linux"]["cgroupsPath"] = json!(format!("{}/{name}", self.cgroup_prefix));
+        let b = Bundle { path, config };
+        b.save();
+        b
+    }
+
+    /// Run the binary with this test's state root.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_in(args, None)
+    }
+
+    /// Output goes through files, not pipes: `create` hands its stdio to the container, so a
+    /// pipe would stay open until the container exits.
+    pub fn cmd_in(&self, args: &[&str], cwd: Option<&Path>) -> Output {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.dir.join(format!(".out-{n}"));
+        let err_path = self.dir.join(format!(".err-{n}"));
+        let mut c = Command::new(BIN);
+        c.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
+        c.stdout(std::fs::File::create(&out_path).unwrap());
+        c.stderr(std::fs::File::create(&err_path).unwrap());
+        if let Some(d) = cwd {
+            c.current_dir(d);
+        }
+        let status = c.status().unwrap();
+        let out = Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        };
+        let _ = std::fs::remove_file(out_path);
+        let _ = std::fs::remove_file(err_path);
+        out
+    }
+
+    /// `run` a bundle in the foreground and return (exit code, stdout, stderr).
+    pub fn run(&self, b: &Bundle, id: &str) -> (i32, String, String) {
+        let out = self.cmd(&["run", "--bundle", b.path.to_str().unwrap(), id]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Run and insist on success; returns stdout.
+    pub fn run_ok(&self, b: &Bundle, id: &str) -> String {
+        let (code, out, err) = self.run(b, id);
+        assert_eq!(code, 0, "run {id} failed: stdout={out} stderr={err}");
+        out
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        let out = self.cmd(&["state", id]);
+        assert!(
+            out.status.success(),
+            "state {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"].as_str().unwrap().to_string()
+    }
+
+    /// Assert that nothing of container `id` is left: no state dir, no cgroup directory under
+    /// this test's prefix in any hierarchy, no process in such a cgroup, no mount of this
+    /// test's directory.
+    pub fn assert_nothing_left(&self, id: &str) {
+        assert!(!self.root.join(id).exists(), "state dir of {id} is left");
+        let cgs = self.cgroup_dirs();
+        assert!(cgs.is_empty(), "cgroup dirs are left: {cgs:?}");
+        let procs = processes_in_cgroup(&self.cgroup_prefix);
+        assert!(
+            procs.is_empty(),
+            "processes are left in {}: {procs:?}",
+            self.cgroup_prefix
+        );
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let d = self.dir.to_string_lossy();
+        assert!(!mountinfo.contains(d.as_ref()), "mounts of {d} are left");
+    }
+
+    /// This test's cgroup directories, in every hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = h.path().join(self.cgroup_prefix.trim_start_matches('/'));
+            if p.exists() {
+                found.push(p);
+            }
+        }
+        // Pure cgroup2 hosts mount it at /sys/fs/cgroup itself.
+        let p = Path::new("/sys/fs/cgroup").join(self.cgroup_prefix.trim_start_matches('/'));
+        if p.exists() && !found.contains(&p) {
+            found.push(p);
+        }
+        found
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.cmd(&["delete", "--force", id]);
+        }
+        // Sweep only our own prefix, deepest first, in case a test failed half-way.
+        for dir in self.cgroup_dirs() {
+            let out = Command::new("find")
+                .arg(&dir)
+                .args(["-depth", "-type", "d"])
+                .output()
+                .unwrap();
+            for d in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Live pids whose cgroup (in any hierarchy) lies under `prefix`. Zombies are left out: they
+/// hold nothing but their pid, and the init's parent (the subreaper) reaps them when it may.
+pub fn processes_in_cgroup(prefix: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let cg = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
+        if cg
+            .lines()
+            .any(|l| l.split(':').nth(2).is_some_and(|p| p.starts_with(prefix)))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+pub struct Bundle {
+    pub path: PathBuf,
+    pub config: Value,
+}
+
+impl Bundle {
+    pub fn save(&self) {
+        std::fs::write(
+            self.path.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.path.join("rootfs")
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+/// The busybox binary the tests put in every rootfs. It must be static: the rootfs has no libc.
+pub fn busybox() -> PathBuf {
+    let p = PathBuf::from("/bin/busybox");
+    assert!(
+        p.exists(),
+        "/bin/busybox is missing: apt-get install busybox-static (scripts/test.sh does)"
+    );
+    p
+}
+
+pub fn make_busybox_rootfs(rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox(), bin.join("busybox")).unwrap();
+    let list = Command::new(busybox()).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp", "root", "home/user"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+}
+
+/// Lines of `/proc/mounts` inside a container: (mount point, fs type, options).
+pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4).then(|| (f[1].to_string(), f[2].to_string(), f[3].to_string()))
+        })
+        .collect()
+}
