@@ -320,7 +320,9 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
     .map_err(|e| fail("mount tmpfs for cgroups", dest, e))?;
     let top = resolve(root, dest, Create::None)
         .map_err(|e| fail("resolve mount destination", dest, e))?;
-    for d in dirs {
+    // On a hybrid host the cgroup2 mount (holding only what v1 lacks) is not shown inside the
+    // container, as with runc: containers and their tools expect the v1 layout there.
+    for d in dirs.iter().filter(|d| !d.v2) {
         let name = CString::new(d.mount_name.as_str()).unwrap_or_default();
         // SAFETY: mkdirat with a valid dirfd and a NUL-terminated name.
         Errno::result(unsafe { libc::mkdirat(top.as_raw_fd(), name.as_ptr(), 0o755) })

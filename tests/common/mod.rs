@@ -171,12 +171,10 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
-            let _ = self.cmd(&["delete", "--force", id]);
-        }
-        // Sweep only our own prefix, deepest first, in case a test failed half-way.
+impl Env {
+    /// Remove this test's cgroup directories (only our own prefix), deepest first: for a test
+    /// that failed half-way, or for what another runtime leaves (runc keeps parent cgroups).
+    pub fn sweep_cgroups(&self) {
         for dir in self.cgroup_dirs() {
             let out = Command::new("find")
                 .arg(&dir)
@@ -187,6 +185,15 @@ impl Drop for Env {
                 let _ = std::fs::remove_dir(d);
             }
         }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.cmd(&["delete", "--force", id]);
+        }
+        self.sweep_cgroups();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
