@@ -235,6 +235,7 @@ fn create(
         owner: state::owner_name(nix::unistd::geteuid().as_raw()),
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup: Cgroup::default(),
+        hooks: spec.hooks().clone(),
     };
     state::write(&dir, &persisted)?;
 
@@ -261,6 +262,7 @@ fn create(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
+        state: &persisted,
     };
     let pending = process::spawn_init(&cfg)?;
     drop(cfg);
@@ -275,7 +277,7 @@ fn create(
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, init.pid)?;
     }
-    pending.commit()?;
+    pending.commit(&persisted.hook_json(Status::Running))?;
     undo.disarm();
     Ok(Container {
         id: id.to_string(),
@@ -410,6 +412,14 @@ impl Container {
         nix::unistd::write(&fd, b"0").map_err(sys_err("write exec.fifo"))?;
         drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        if let Some(hooks) = self
+            .state
+            .hooks
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref())
+        {
+            crate::hooks::run_logged("poststart", hooks, &self.state.hook_json(Status::Running));
+        }
         Ok(())
     }
 
@@ -443,7 +453,16 @@ impl Container {
             s => return Err(self.bad_status("delete", s)),
         }
         self.state.cgroup.remove()?;
-        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))
+        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
+        if let Some(hooks) = self
+            .state
+            .hooks
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref())
+        {
+            crate::hooks::run_logged("poststop", hooks, &self.state.hook_json(Status::Stopped));
+        }
+        Ok(())
     }
 
     /// Wait for the init to exit. Returns its exit status when it is our child (as with

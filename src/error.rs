@@ -76,6 +76,14 @@ pub enum Error {
     #[error("container init failed: {0}")]
     Init(InitError),
 
+    #[error("{point} hook #{index} ({path}) failed: {why}")]
+    Hook {
+        point: &'static str,
+        index: usize,
+        path: PathBuf,
+        why: String,
+    },
+
     #[error("invalid signal {0:?}")]
     InvalidSignal(String),
 

@@ -41,18 +41,27 @@ pub struct FsContext<'a> {
     pub no_pivot: bool,
 }
 
-/// Everything up to and including the switch to the new root.
-pub fn setup_rootfs(ctx: &FsContext) -> Step {
-    let linux = ctx.spec.linux().as_ref();
-    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => None,
-        Some(p) => Some(propagation_flag(p).ok_or_else(|| InitError {
+/// `linux.rootfsPropagation` as mount flags (None: not set).
+fn root_propagation(spec: &Spec) -> Step<Option<u64>> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => propagation_flag(p).map(Some).ok_or_else(|| InitError {
             step: "parse rootfsPropagation".into(),
             path: p.into(),
             errno: libc::EINVAL,
             detail: String::new(),
-        })?),
-    };
+        }),
+    }
+}
+
+/// The container's mounts and /dev, laid out under the rootfs (still seen from the host's
+/// root): everything before [`switch_root`].
+pub fn setup_rootfs(ctx: &FsContext) -> Step {
+    let propagation = root_propagation(ctx.spec)?;
     // Nothing we mount may propagate back to the host.
     sys_mount(
         None,
@@ -82,14 +91,17 @@ pub fn setup_rootfs(ctx: &FsContext) -> Step {
     if let Some(p) = ctx.spec.process() {
         resolve(&root, p.cwd(), Create::Dir).map_err(|e| fail("create cwd", p.cwd(), e))?;
     }
-    drop(root);
+    Ok(())
+}
 
+/// Make the rootfs `/`: pivot_root, or MS_MOVE + chroot with `--no-pivot`.
+pub fn switch_root(ctx: &FsContext) -> Step {
     if ctx.no_pivot {
         move_root(ctx.rootfs)?;
     } else {
         pivot_root(ctx.rootfs)?;
     }
-    if let Some(flag) = propagation {
+    if let Some(flag) = root_propagation(ctx.spec)? {
         sys_mount(None, c"/", None, libc::MS_REC | flag, None)
             .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
     }

@@ -10,15 +10,20 @@
 //!  write oom_score_adj
 //!  send 'G' ──────────────────────────────► join / unshare namespaces, cgroupns
 //!                                           keyring, hostname, domainname
-//!                                           mounts, /dev, pivot_root, sysctl,
+//!                                           mounts, /dev
+//!  (only with prestart, createRuntime or createContainer hooks:)
+//!  run prestart, createRuntime ◄─────────── 'H'
+//!  send 'h' + state ───────────────────────► run createContainer hooks
+//!                                           pivot_root, sysctl,
 //!                                           masked/readonly paths, readonly root
 //!                                           rlimits, groups/gid/uid, capabilities,
 //!                                           no_new_privs, umask, cwd, find executable
 //!  wait ◄─────────────────── 'R' or 'E'+error
 //!  write state.json (pid, start time)
-//!  send 'C' ──────────────────────────────► (EOF instead: create died, exit)
+//!  send 'C' + state ──────────────────────► (EOF instead: create died, exit)
 //!  exit; init is reparented                 block reading exec.fifo
-//!  start: write one byte to exec.fifo ────► close extra fds, execve
+//!  start: write one byte to exec.fifo ────► startContainer hooks, close extra fds, execve
+//!  poststart hooks
 //! ```
 //!
 //! If `create` dies before 'C', the init sees EOF on the socket and exits, so no init is ever
@@ -40,6 +45,7 @@ use crate::cgroups::Cgroup;
 use crate::error::{Error, InitError, Result};
 use crate::mount::{self, FsContext, Step, fail};
 use crate::namespaces::NamespacePlan;
+use crate::state::{Persisted, Status};
 
 /// Everything the init needs, prepared by `create` before the fork.
 pub struct InitConfig<'a> {
@@ -54,7 +60,12 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The state as recorded so far (pid still 0), for the hooks' stdin.
+    pub state: &'a Persisted,
 }
+
+/// Messages bigger than this (a state JSON with huge annotations) are refused, not cut.
+const MAX_MSG: usize = 1 << 20;
 
 /// An init that finished its setup and waits for `create` to commit (see [`Pending::commit`]).
 /// Dropping it without committing kills the init.
@@ -64,10 +75,12 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Tell the init that its state is recorded; from now on it outlives `create`.
-    pub fn commit(mut self) -> Result<()> {
+    /// Tell the init that its state is recorded; from now on it outlives `create`. The state
+    /// JSON goes with it, for the startContainer hooks.
+    pub fn commit(mut self, state_json: &[u8]) -> Result<()> {
         let sock = self.sock.take().expect("commit once");
-        send(&sock, b"C").map_err(crate::error::sys_err("send commit to init"))
+        send(&sock, &[b"C", state_json].concat())
+            .map_err(crate::error::sys_err("send commit to init"))
     }
 }
 
@@ -121,8 +134,29 @@ pub fn spawn_init(cfg: &InitConfig) -> Result<Pending> {
     }
     send(sock, b"G").map_err(crate::error::sys_err("send go to init"))?;
 
-    let mut buf = vec![0u8; 8192];
-    let n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+    let mut buf = vec![0u8; MAX_MSG];
+    let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+    if buf.first() == Some(&b'H') && n == 1 {
+        let mut creating = cfg.state.clone();
+        creating.pid = pid.as_raw();
+        let json = creating.hook_json(Status::Creating);
+        let hooks = cfg
+            .spec
+            .hooks()
+            .as_ref()
+            .expect("the init asks only when there are hooks");
+        #[allow(deprecated)]
+        let prestart = hooks.prestart().as_deref().unwrap_or_default();
+        crate::hooks::run("prestart", prestart, &json)?;
+        crate::hooks::run(
+            "createRuntime",
+            hooks.create_runtime().as_deref().unwrap_or_default(),
+            &json,
+        )?;
+        send(sock, &[b"h", json.as_slice()].concat())
+            .map_err(crate::error::sys_err("send hooks done to init"))?;
+        n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+    }
     match buf.first() {
         Some(b'R') if n == 1 => Ok(pending),
         Some(b'E') if n > 1 => {
@@ -164,8 +198,10 @@ fn init(cfg: &InitConfig, exec: &ExecPlan, sock: OwnedFd) -> ! {
     let mut msg = b"E".to_vec();
     msg.extend(serde_json::to_vec(&err).unwrap_or_default());
     if send(&sock, &msg).is_err() {
-        // Past the handshake the only one listening is the container's stderr.
-        eprintln!("cofferdam init: {}", Error::Init(err));
+        // Past the handshake the only one listening is the container's stderr. A raw write:
+        // std's stderr lock may have been held by another thread of the parent at fork time.
+        let line = format!("cofferdam init: {}\n", Error::Init(err));
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     }
     // SAFETY: _exit ends the process without running the caller's atexit handlers or
     // destructors, which belong to the parent's copy of the program.
@@ -194,14 +230,28 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
             .map_err(|e| fail("setdomainname", d, e))?;
     }
 
-    mount::setup_rootfs(&FsContext {
+    let fs = FsContext {
         spec: cfg.spec,
         bundle: cfg.bundle,
         rootfs: cfg.rootfs,
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
         no_pivot: cfg.no_pivot,
-    })?;
+    };
+    mount::setup_rootfs(&fs)?;
+    let hooks = cfg.spec.hooks().clone().unwrap_or_default();
+    #[allow(deprecated)]
+    let create_hooks = hooks.prestart().is_some()
+        || hooks.create_runtime().is_some()
+        || hooks.create_container().is_some();
+    if create_hooks {
+        send(sock, b"H").map_err(|e| fail("send hooks point", "", e))?;
+        let state = recv_payload(sock, b'h')?;
+        if let Some(h) = hooks.create_container() {
+            crate::hooks::run("createContainer", h, &state).map_err(hook_fail)?;
+        }
+    }
+    mount::switch_root(&fs)?;
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
@@ -219,11 +269,11 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     let env = exec.env_with_home(process.user().uid());
 
     send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
-    if wait_for(sock, b'C').is_err() {
+    let Ok(running_state) = recv_payload(sock, b'C') else {
         // `create` died before recording us: leave nothing behind.
         // SAFETY: see `init`.
         unsafe { libc::_exit(1) }
-    }
+    };
 
     // Block until `start` writes to exec.fifo.
     let mut byte = [0u8; 1];
@@ -234,6 +284,9 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
             Ok(_) => return Err(fail("read exec fifo", "exec.fifo", Errno::EPIPE)),
             Err(e) => return Err(fail("read exec fifo", "exec.fifo", e)),
         }
+    }
+    if let Some(h) = hooks.start_container() {
+        crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
     }
     close_extra_fds(3 + cfg.preserve_fds)?;
     let argv: Vec<&std::ffi::CStr> = exec.args.iter().map(CString::as_c_str).collect();
@@ -526,6 +579,29 @@ fn recv(sock: &OwnedFd, buf: &mut [u8]) -> std::result::Result<usize, Errno> {
             Err(Errno::EINTR) => continue,
             other => return other,
         }
+    }
+}
+
+/// Receive a message that starts with `tag`; returns what follows it.
+fn recv_payload(sock: &OwnedFd, tag: u8) -> Step<Vec<u8>> {
+    let mut buf = vec![0u8; MAX_MSG];
+    match recv(sock, &mut buf) {
+        Ok(n) if n >= 1 && buf[0] == tag => {
+            buf.truncate(n);
+            buf.remove(0);
+            Ok(buf)
+        }
+        Ok(_) => Err(fail("sync with create", "", Errno::EPIPE)),
+        Err(e) => Err(fail("sync with create", "", e)),
+    }
+}
+
+fn hook_fail(e: Error) -> InitError {
+    InitError {
+        step: "hook".into(),
+        path: String::new(),
+        errno: 0,
+        detail: e.to_string(),
     }
 }
 

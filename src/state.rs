@@ -57,6 +57,9 @@ pub struct Persisted {
     pub annotations: HashMap<String, String>,
     #[serde(default)]
     pub cgroup: Cgroup,
+    /// The config's hooks: `start` runs poststart, `delete` runs poststop.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.
@@ -165,6 +168,11 @@ impl Persisted {
         } else {
             Status::Running
         }
+    }
+
+    /// The state JSON handed to hooks on stdin.
+    pub fn hook_json(&self, status: Status) -> Vec<u8> {
+        serde_json::to_vec(&self.to_oci(status)).expect("state serializes")
     }
 
     pub fn to_oci(&self, status: Status) -> ContainerState {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what running containers and the tests need on a fresh Debian machine (root):
+# a static busybox for rootfs fixtures, and runc to compare against. Safe to run again.
+set -euo pipefail
+need=()
+# The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
+if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+    need+=(busybox-static)
+fi
+command -v runc >/dev/null || need+=(runc)
+command -v find >/dev/null || need+=(findutils)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
