@@ -186,9 +186,10 @@ fn create(
             }
         }
     }
-    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
-        return Err(Error::Unsupported(
-            "process.terminal is not supported yet: set it to false".into(),
+    let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::InvalidConfig(
+            "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
         ));
     }
     for fd in 3..3 + opts.preserve_fds as i32 {
@@ -251,6 +252,10 @@ fn create(
     undo.cgroup = Some(cgroup.clone());
     persisted.cgroup = cgroup.clone();
 
+    let console = match (&opts.console_socket, terminal) {
+        (Some(path), true) => Some(crate::terminal::connect(path)?),
+        _ => None,
+    };
     let cfg = InitConfig {
         id,
         spec: &spec,
@@ -262,6 +267,7 @@ fn create(
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
+        console,
         state: &persisted,
     };
     let pending = process::spawn_init(&cfg)?;

@@ -37,6 +37,7 @@ mod process;
 pub mod signal;
 pub mod spec;
 pub mod state;
+pub mod terminal;
 
 pub use container::{
     Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, exit_code, validate_id,

@@ -16,6 +16,7 @@
 //!  send 'h' + state ───────────────────────► run createContainer hooks
 //!                                           pivot_root, sysctl,
 //!                                           masked/readonly paths, readonly root
+//!                                           pty to --console-socket (terminal),
 //!                                           rlimits, groups/gid/uid, capabilities,
 //!                                           no_new_privs, umask, cwd, find executable
 //!  wait ◄─────────────────── 'R' or 'E'+error
@@ -60,6 +61,8 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Connected `--console-socket`, when `process.terminal` is set.
+    pub console: Option<OwnedFd>,
     /// The state as recorded so far (pid still 0), for the hooks' stdin.
     pub state: &'a Persisted,
 }
@@ -255,6 +258,9 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
+    if let Some(console) = &cfg.console {
+        crate::terminal::setup(console, process.console_size())?;
+    }
     set_rlimits(process)?;
     set_user_and_capabilities(process)?;
     if process.no_new_privileges() == Some(true) {

@@ -53,7 +53,17 @@ fn pid1_hostname_and_default_mounts() {
     assert_eq!(find("/dev/mqueue").1, "mqueue");
     assert_eq!(find("/sys").1, "sysfs");
     assert!(find("/sys").2.starts_with("ro"));
-    assert_eq!(find("/sys/fs/cgroup").1, "tmpfs");
+    // A pure cgroup2 host gets one cgroup2 mount; v1 and hybrid hosts a tmpfs of hierarchies.
+    let host_v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            l.split_whitespace().nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 ")
+        });
+    assert_eq!(
+        find("/sys/fs/cgroup").1,
+        if host_v2 { "cgroup2" } else { "tmpfs" }
+    );
     assert!(find("/sys/fs/cgroup").2.starts_with("ro"));
     // The rootfs is / and is read-only (root.readonly in the default spec).
     assert!(find("/").2.starts_with("ro"), "{out}");
