@@ -8,3 +8,5 @@ cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --all-targets
 cargo test --doc
+# The same tests on a pure cgroup v2 host, in a VM, where the tool for it is present.
+bash scripts/test-v2.sh

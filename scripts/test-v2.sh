@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the container tests again on a pure cgroup v2 host: a throw-away QEMU VM made by
+# ../shared/tools/vm-cgroup2 (see its README), which boots a stock kernel with only cgroup2
+# mounted and runs the tests built here against the host's files. Skipped, saying so, when
+# the tool is not there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vm=${VM_CGROUP2:-../shared/tools/vm-cgroup2}
+if [ ! -x "$vm" ]; then
+    echo "test-v2: $vm not found: the cgroup v2 pass is skipped" >&2
+    exit 0
+fi
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v cpio >/dev/null || need+=(cpio)
+command -v depmod >/dev/null || need+=(kmod)
+command -v xz >/dev/null || need+=(xz-utils)
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Build on the host; the guest (software-emulated) only runs the tests.
+cargo test --all-targets --no-run --quiet
+"$vm" -q --mem 4G --timeout 1500 -- sh -c '
+    grep -q " - cgroup2 " /proc/self/mountinfo && ! grep -q " - cgroup " /proc/self/mountinfo \
+        || { echo "test-v2: the VM is not a pure cgroup2 host" >&2; exit 1; }
+    cargo test --offline --all-targets --no-fail-fast'
