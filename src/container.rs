@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{Hook, Hooks, Spec};
 
 use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Error, Result, io_err, sys_err};
@@ -418,14 +418,7 @@ impl Container {
         nix::unistd::write(&fd, b"0").map_err(sys_err("write exec.fifo"))?;
         drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
-        if let Some(hooks) = self
-            .state
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststart().as_ref())
-        {
-            crate::hooks::run_logged("poststart", hooks, &self.state.hook_json(Status::Running));
-        }
+        self.run_late_hooks("poststart", Hooks::poststart, Status::Running);
         Ok(())
     }
 
@@ -460,14 +453,7 @@ impl Container {
         }
         self.state.cgroup.remove()?;
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
-        if let Some(hooks) = self
-            .state
-            .hooks
-            .as_ref()
-            .and_then(|h| h.poststop().as_ref())
-        {
-            crate::hooks::run_logged("poststop", hooks, &self.state.hook_json(Status::Stopped));
-        }
+        self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped);
         Ok(())
     }
 
@@ -497,6 +483,19 @@ impl Container {
             );
         }
         Ok(())
+    }
+
+    /// poststart and poststop: once the container process runs, a failing hook is logged and
+    /// the lifecycle goes on.
+    fn run_late_hooks(
+        &self,
+        point: &'static str,
+        pick: fn(&Hooks) -> &Option<Vec<Hook>>,
+        status: Status,
+    ) {
+        if let Some(hooks) = self.state.hooks.as_ref().and_then(|h| pick(h).as_ref()) {
+            crate::hooks::run_logged(point, hooks, &self.state.hook_json(status));
+        }
     }
 
     fn bad_status(&self, op: &'static str, status: Status) -> Error {

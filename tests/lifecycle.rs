@@ -241,12 +241,7 @@ fn run_returns_the_exit_status() {
 
     let b = env.bundle("b3", &["sh", "-c", "sleep 1000 & exec sleep 1000"]);
     let id = env.id("c3");
-    let child = std::process::Command::new(BIN)
-        .arg("--root")
-        .arg(&env.root)
-        .args(["run", "--bundle", b.path_str(), &id])
-        .spawn()
-        .unwrap();
+    let child = env.spawn_run(&b, &id);
     wait_status(&env, &id, "running");
     let out = env.cmd(&["kill", &id, "SIGKILL"]);
     assert!(out.status.success());
@@ -268,13 +263,7 @@ fn foreground_run_forwards_signals() {
         ],
     );
     let id = env.id("c");
-    let child = std::process::Command::new(BIN)
-        .arg("--root")
-        .arg(&env.root)
-        .args(["run", "--bundle", b.path_str(), &id])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = env.spawn_run(&b, &id);
     wait_status(&env, &id, "running");
     std::thread::sleep(Duration::from_millis(200));
     nix::sys::signal::kill(

@@ -114,6 +114,18 @@ impl Env {
         )
     }
 
+    /// `run` in the foreground as a child of the test, with stdout piped, for tests that act on
+    /// the container while it runs.
+    pub fn spawn_run(&self, b: &Bundle, id: &str) -> std::process::Child {
+        Command::new(BIN)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["run", "--bundle", b.path_str(), id])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     /// Run and insist on success; returns stdout.
     pub fn run_ok(&self, b: &Bundle, id: &str) -> String {
         let (code, out, err) = self.run(b, id);
