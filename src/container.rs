@@ -284,6 +284,7 @@ fn create(
         write_pid_file(pf, init.pid)?;
     }
     pending.commit(&persisted.hook_json(Status::Running))?;
+    log::debug!("created {id}: init {} in {}", init.pid, dir.display());
     undo.disarm();
     Ok(Container {
         id: id.to_string(),
@@ -418,6 +419,7 @@ impl Container {
         nix::unistd::write(&fd, b"0").map_err(sys_err("write exec.fifo"))?;
         drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        log::debug!("started {}", self.id);
         self.run_late_hooks("poststart", Hooks::poststart, Status::Running);
         Ok(())
     }
@@ -453,6 +455,7 @@ impl Container {
         }
         self.state.cgroup.remove()?;
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
+        log::debug!("deleted {} ({status})", self.id);
         self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped);
         Ok(())
     }

@@ -149,8 +149,37 @@ fn failing_poststart_and_poststop_hooks_are_only_logged() {
         json!({"poststart": [sh_hook("ps", "exit 1")], "poststop": [sh_hook("pst", "exit 1")]});
     b.save();
     let id = env.id("c");
-    let (code, _, _) = env.run(&b, &id);
-    assert_eq!(code, 5, "the container ran and its status came back");
+    let log = env.dir.join("log.json");
+    let out = env.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "the container ran and its status came back"
+    );
     env.assert_nothing_left(&id);
+    let records: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for point in ["poststart", "poststop"] {
+        assert!(
+            records.iter().any(|r| r["level"] == "warning"
+                && r["msg"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{point} hook #0"))),
+            "no {point} warning in {records:?}"
+        );
+    }
     assert!(!Path::new(&env.root.join(&id)).exists());
 }

@@ -406,3 +406,28 @@ fn log_file_in_json_gets_the_error() {
     assert!(rec["msg"].as_str().unwrap().contains("does not exist"));
     assert!(rec["time"].as_str().is_some());
 }
+
+#[test]
+fn debug_records_go_to_the_log() {
+    let env = Env::new("debuglog");
+    let b = env.bundle("b", &["true"]);
+    let id = env.id("c");
+    let log = env.dir.join("log.txt");
+    let out = env.cmd(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("level=debug") && text.contains(&format!("created {id}")),
+        "{text}"
+    );
+    assert!(text.lines().all(|l| l.starts_with("time=\"")), "{text}");
+    env.assert_nothing_left(&id);
+}

@@ -171,7 +171,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let log = Log::new(
+    let log = Log::install(
         global.get("log"),
         global.get("log-format") == Some("json"),
         global.has("debug"),
@@ -398,15 +398,19 @@ fn list(a: &Args, root: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `--log FILE` / `--log-format json`: error records in runc's shape, which containerd and
-/// conmon read back. The message always goes to stderr too.
+/// `--log FILE` / `--log-format text|json`: records in runc's (logrus's) shape, which
+/// containerd and conmon read back for the last error. Without `--log` they go to stderr.
+/// Warnings and errors always; debug records with `--debug`.
 struct Log {
-    file: Option<std::fs::File>,
+    file: Option<std::sync::Mutex<std::fs::File>>,
     json: bool,
+    level: log::LevelFilter,
 }
 
 impl Log {
-    fn new(path: Option<&str>, json: bool, _debug: bool) -> Log {
+    /// Install the logger for the library's `log` records and return a handle for the CLI's
+    /// own final error.
+    fn install(path: Option<&str>, json: bool, debug: bool) -> &'static Log {
         let file = path.and_then(|p| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -414,19 +418,62 @@ impl Log {
                 .open(p)
                 .ok()
         });
-        Log { file, json }
+        let level = if debug {
+            log::LevelFilter::Debug
+        } else {
+            log::LevelFilter::Warn
+        };
+        let me: &'static Log = Box::leak(Box::new(Log {
+            file: file.map(std::sync::Mutex::new),
+            json,
+            level,
+        }));
+        if log::set_logger(me).is_ok() {
+            log::set_max_level(level);
+        }
+        me
     }
 
-    fn error(&self, msg: &str) {
-        eprintln!("cofferdam: {msg}");
-        if let Some(mut f) = self.file.as_ref() {
-            let time = cofferdam::state::now_rfc3339();
-            let line = if self.json {
-                serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()
-            } else {
-                format!("time=\"{time}\" level=error msg={msg:?}")
-            };
-            let _ = writeln!(f, "{line}");
+    fn write(&self, level: log::Level, msg: &str) {
+        let level = match level {
+            log::Level::Error => "error",
+            log::Level::Warn => "warning",
+            log::Level::Info => "info",
+            _ => "debug",
+        };
+        let time = cofferdam::state::now_rfc3339();
+        let line = if self.json {
+            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+        } else {
+            format!("time=\"{time}\" level={level} msg={msg:?}")
+        };
+        match &self.file {
+            Some(f) => {
+                let _ = writeln!(f.lock().unwrap_or_else(|e| e.into_inner()), "{line}");
+            }
+            None => eprintln!("{line}"),
         }
     }
+
+    /// The command's error: a record in the log, and the plain message on stderr, as runc does.
+    fn error(&self, msg: &str) {
+        if self.file.is_some() {
+            self.write(log::Level::Error, msg);
+        }
+        eprintln!("cofferdam: {msg}");
+    }
+}
+
+impl log::Log for Log {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= self.level
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            self.write(r.level(), &r.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
 }
