@@ -30,6 +30,9 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     /// A unix socket to receive the terminal's master fd (only with `process.terminal`).
     pub console_socket: Option<PathBuf>,
+    /// With `process.terminal` and no `console_socket`: keep the terminal's master in this
+    /// process ([`Container::take_terminal`]), as `run` in the foreground does to proxy it.
+    pub own_terminal: bool,
 }
 
 /// Builds and creates a container, from a bundle directory or from an in-memory [`Spec`].
@@ -131,11 +134,12 @@ impl ContainerBuilder {
 }
 
 /// A container known to the state root.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Container {
     id: String,
     dir: PathBuf,
     state: Persisted,
+    terminal: Option<OwnedFd>,
 }
 
 /// An id must name one directory under the state root and nothing else.
@@ -187,7 +191,7 @@ fn create(
         }
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && !opts.own_terminal {
         return Err(Error::InvalidConfig(
             "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
         ));
@@ -252,9 +256,21 @@ fn create(
     undo.cgroup = Some(cgroup.clone());
     persisted.cgroup = cgroup.clone();
 
-    let console = match (&opts.console_socket, terminal) {
-        (Some(path), true) => Some(crate::terminal::connect(path)?),
-        _ => None,
+    // The init sends the pty master over `console`; with `own_terminal`, the other end of a
+    // socketpair stands in for the caller's console socket.
+    let (console, own_end) = match (&opts.console_socket, terminal) {
+        (Some(path), true) => (Some(crate::terminal::connect(path)?), None),
+        (None, true) => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(sys_err("socketpair for the terminal"))?;
+            (Some(b), Some(a))
+        }
+        _ => (None, None),
     };
     let cfg = InitConfig {
         id,
@@ -283,6 +299,10 @@ fn create(
     if let Some(pf) = &opts.pid_file {
         write_pid_file(pf, init.pid)?;
     }
+    // The init sent the master before it reported ready, so this does not block.
+    let terminal = own_end
+        .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))
+        .transpose()?;
     pending.commit(&persisted.hook_json(Status::Running))?;
     log::debug!("created {id}: init {} in {}", init.pid, dir.display());
     undo.disarm();
@@ -290,6 +310,7 @@ fn create(
         id: id.to_string(),
         dir,
         state: persisted,
+        terminal,
     })
 }
 
@@ -352,6 +373,7 @@ impl Container {
             id: id.to_string(),
             dir,
             state,
+            terminal: None,
         })
     }
 
@@ -372,6 +394,12 @@ impl Container {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// The master of the container's terminal, when it was created with
+    /// [`CreateOptions::own_terminal`] and `process.terminal`.
+    pub fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.terminal.take()
     }
 
     pub fn id(&self) -> &str {

@@ -95,3 +95,144 @@ pub fn setup(console: &OwnedFd, size: Option<ConsoleSize>) -> Step {
     }
     Ok(())
 }
+
+/// Receive the master fd (and the pty's name) that the init sends over a console socket.
+pub fn receive_master(sock: &impl std::os::fd::AsRawFd) -> Result<(String, OwnedFd)> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(crate::error::sys_err("receive the terminal from the init"))?;
+    let fd = msg
+        .cmsgs()
+        .map_err(crate::error::sys_err("read the terminal message"))?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .ok_or_else(|| Error::Unsupported("the init sent no terminal".into()))?;
+    let n = msg.bytes;
+    // SAFETY: the fd just arrived with SCM_RIGHTS and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), fd))
+}
+
+/// The caller's side of a container terminal in the foreground (`run` without a console
+/// socket): copies stdin to the pty and the pty to stdout. When stdin is a terminal it is put
+/// in raw mode (restored on drop) and its size follows into the pty.
+pub struct Proxy {
+    master: OwnedFd,
+    master_open: bool,
+    stdin_open: bool,
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl Proxy {
+    pub fn new(master: OwnedFd) -> Result<Proxy> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        nix::fcntl::fcntl(
+            &master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(crate::error::sys_err("make the pty master non-blocking"))?;
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            cfmakeraw(&mut raw);
+            tcsetattr(&stdin, SetArg::TCSANOW, &raw)
+                .map_err(crate::error::sys_err("set the terminal raw"))?;
+        }
+        let p = Proxy {
+            master,
+            master_open: true,
+            stdin_open: true,
+            saved,
+        };
+        p.resize();
+        Ok(p)
+    }
+
+    pub fn master(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.master)
+    }
+
+    /// False once the container side hung up (no process holds the pty any more).
+    pub fn master_open(&self) -> bool {
+        self.master_open
+    }
+
+    pub fn stdin_open(&self) -> bool {
+        self.stdin_open
+    }
+
+    /// Give the pty our terminal's size (on start and on SIGWINCH).
+    pub fn resize(&self) {
+        if self.saved.is_none() {
+            return;
+        }
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ fills, and TIOCSWINSZ reads, the winsize we own.
+        unsafe {
+            if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
+        }
+    }
+
+    /// Move what stdin has to the pty. At end of input, send the pty's end-of-file (^D) so a
+    /// shell reading it ends too.
+    pub fn pump_stdin(&mut self) {
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(std::io::stdin(), &mut buf) {
+            Ok(0) | Err(_) => {
+                self.stdin_open = false;
+                let _ = nix::unistd::write(&self.master, b"\x04");
+            }
+            Ok(n) => write_all(&self.master, &buf[..n]),
+        }
+    }
+
+    /// Move what the pty has to stdout, until it has no more for now.
+    pub fn pump_master(&mut self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            match nix::unistd::read(&self.master, &mut buf) {
+                Ok(0) | Err(Errno::EIO) => {
+                    self.master_open = false;
+                    return;
+                }
+                Ok(n) => write_all(std::io::stdout(), &buf[..n]),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+fn write_all(fd: impl std::os::fd::AsFd, mut data: &[u8]) {
+    while !data.is_empty() {
+        match nix::unistd::write(&fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => std::thread::yield_now(),
+            Err(_) => return,
+        }
+    }
+}

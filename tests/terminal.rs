@@ -3,37 +3,18 @@
 
 mod common;
 
-use std::io::{IoSliceMut, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
+use std::process::Stdio;
 
 use common::*;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use serde_json::json;
 
 /// Accept one connection on `listener` and receive (the pty's name, the master fd).
 fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
     let (conn, _) = listener.accept().unwrap();
-    let mut buf = [0u8; 256];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let mut fd = None;
-    for c in msg.cmsgs().unwrap() {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            fd = fds.first().copied();
-        }
-    }
-    let n = msg.bytes;
-    // SAFETY (test): the fd just arrived with SCM_RIGHTS and is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd.expect("no fd in the console message")) };
-    (String::from_utf8_lossy(&buf[..n]).into_owned(), fd)
+    cofferdam::terminal::receive_master(&conn).unwrap()
 }
 
 #[test]
@@ -108,5 +89,37 @@ fn terminal_without_console_socket_is_a_clear_error() {
     let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--console-socket"));
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn foreground_run_proxies_the_terminal() {
+    let env = Env::new("fgtty");
+    // The default spec's interactive shell, fed from our (non-terminal) stdin.
+    let mut b = env.bundle("b", &["sh"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.save();
+    let id = env.id("c");
+    let mut child = std::process::Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "--bundle", b.path_str(), &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"echo one-$((40 + 2)); tty; exit 3\n")
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("one-42"),
+        "the shell's output came through the pty: {text:?}"
+    );
+    assert!(text.contains("/dev/pts/0"), "{text:?}");
     env.assert_nothing_left(&id);
 }

@@ -245,7 +245,7 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
     match cmd {
         "create" => {
             let id = one_id(&a, cmd)?;
-            builder(&a, &id, root)?.create()?;
+            builder(&a, &id, root, false)?.create()?;
         }
         "run" => return run(&a, root),
         "start" => Container::load(root, &one_id(&a, cmd)?)?.start()?,
@@ -297,7 +297,13 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn builder(a: &Args, id: &str, root: &std::path::Path) -> Result<ContainerBuilder, CliError> {
+/// `own_terminal`: only a foreground `run` can hold the container's terminal itself.
+fn builder(
+    a: &Args,
+    id: &str,
+    root: &std::path::Path,
+    own_terminal: bool,
+) -> Result<ContainerBuilder, CliError> {
     let preserve_fds = match a.get("preserve-fds") {
         Some(n) => n
             .parse()
@@ -313,6 +319,7 @@ fn builder(a: &Args, id: &str, root: &std::path::Path) -> Result<ContainerBuilde
             preserve_fds,
             pid_file: a.get("pid-file").map(PathBuf::from),
             console_socket: a.get("console-socket").map(PathBuf::from),
+            own_terminal,
         }))
 }
 
@@ -324,7 +331,7 @@ fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
     if !detach {
         cofferdam::signal::block_forwarded()?;
     }
-    let c = builder(a, &id, root)?.create()?;
+    let mut c = builder(a, &id, root, !detach)?.create()?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());
@@ -332,7 +339,7 @@ fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
     if detach {
         return Ok(ExitCode::SUCCESS);
     }
-    let status = cofferdam::signal::forward_until_exit(c.pid())?;
+    let status = cofferdam::signal::forward_until_exit(c.pid(), c.take_terminal())?;
     if !a.has("keep") {
         c.delete(true)?;
     }
