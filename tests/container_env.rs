@@ -488,7 +488,10 @@ fn cgroup_namespace_shows_the_container_cgroup_as_root() {
     b.save();
     let id = env.id("c2");
     let out = env.run_ok(&b, &id);
-    assert!(out.contains(&format!("{}/b2", env.cgroup_prefix)), "{out}");
+    assert!(
+        out.contains(&format!("{}-b2/ctr", env.cgroup_prefix)),
+        "{out}"
+    );
     env.assert_nothing_left(&id);
 }
 
@@ -574,4 +577,109 @@ fn preserved_fds_reach_the_container_and_others_do_not() {
     );
     assert!(stdout.contains("through fd 3"));
     env.assert_nothing_left(&id);
+}
+
+/// A mount the test makes on the host, unmounted when dropped (even on failure).
+struct HostMount(std::path::PathBuf);
+
+impl HostMount {
+    fn run(args: &[&str]) {
+        let out = std::process::Command::new("mount")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Bind `dir` onto itself and make it shared, so mounts under it propagate to its copies.
+    fn shared(dir: &std::path::Path) -> HostMount {
+        let d = dir.to_str().unwrap();
+        Self::run(&["--bind", d, d]);
+        let m = HostMount(dir.to_path_buf());
+        Self::run(&["--make-rshared", d]);
+        m
+    }
+
+    fn tmpfs(dir: &std::path::Path) -> HostMount {
+        Self::run(&["-t", "tmpfs", "tmpfs", dir.to_str().unwrap()]);
+        HostMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn bind_propagation_options_decide_what_the_host_shows_the_container() {
+    let env = Env::new("propagation");
+    let shared = env.dir.join("shared");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    let _shared = HostMount::shared(&shared);
+    let wait = "for i in $(seq 30); do [ -e /data/sub/x ] && { echo visible; exit 0; }; sleep 0.1; done; echo hidden";
+    let mut children = Vec::new();
+    for opt in ["rslave", "rprivate"] {
+        let mut b = env.bundle(opt, &["sh", "-c", wait]);
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "bind", "source": shared, "options": ["rbind", opt]
+        }));
+        b.save();
+        let id = env.id(opt);
+        children.push((opt, id.clone(), env.spawn_run(&b, &id)));
+    }
+    for (_, id, _) in &children {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !String::from_utf8_lossy(&env.cmd(&["state", id]).stdout).contains("\"running\"") {
+            assert!(std::time::Instant::now() < deadline, "{id} did not start");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    // A mount made on the host after the containers started.
+    let sub = HostMount::tmpfs(&shared.join("sub"));
+    std::fs::write(shared.join("sub/x"), "x").unwrap();
+    let mut ids = Vec::new();
+    for (opt, id, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let want = if opt == "rslave" { "visible" } else { "hidden" };
+        assert_eq!(seen, want, "{opt}");
+        ids.push(id);
+    }
+    for id in ids {
+        env.assert_nothing_left(&id);
+    }
+    drop(sub);
+}
+
+#[test]
+fn rootfs_propagation_is_applied_to_the_root() {
+    let env = Env::new("rootprop");
+    let _shared = HostMount::shared(&env.dir);
+    for (prop, tag) in [("rslave", Some("master:")), ("rprivate", None)] {
+        let mut b = env.bundle(
+            prop,
+            &["sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo"],
+        );
+        b.config["linux"]["rootfsPropagation"] = json!(prop);
+        b.save();
+        let id = env.id(prop);
+        let line = env.run_ok(&b, &id);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let sep = fields.iter().position(|f| *f == "-").unwrap();
+        let optional = &fields[6..sep];
+        match tag {
+            Some(t) => assert!(optional.iter().any(|f| f.starts_with(t)), "{prop}: {line}"),
+            None => assert!(optional.is_empty(), "{prop}: {line}"),
+        }
+        env.assert_nothing_left(&id);
+    }
 }

@@ -65,7 +65,9 @@ impl Env {
             serde_json::from_slice(&std::fs::read(path.join("config.json")).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
-        config["linux"]["cgroupsPath"] = json!(format!("{}/{name}", self.cgroup_prefix));
+        // Each bundle has a parent cgroup of its own, so that containers of one test do not
+        // share one (a parent is removed by the delete of the container that made it).
+        config["linux"]["cgroupsPath"] = json!(format!("{}-{name}/ctr", self.cgroup_prefix));
         let b = Bundle { path, config };
         b.save();
         b
@@ -160,24 +162,40 @@ impl Env {
             "processes are left in {}: {procs:?}",
             self.cgroup_prefix
         );
+        // Mounts in a rootfs would have leaked from a container; the test's own host mounts
+        // (outside any rootfs) are not the runtime's.
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let d = self.dir.to_string_lossy();
-        assert!(!mountinfo.contains(d.as_ref()), "mounts of {d} are left");
+        let leaked: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|mp| mp.starts_with(d.as_ref()) && mp.contains("/rootfs"))
+            .collect();
+        assert!(leaked.is_empty(), "mounts are left in rootfs: {leaked:?}");
     }
 
-    /// This test's cgroup directories, in every hierarchy.
+    /// This test's cgroup directories (every top-level one whose name starts with the test's
+    /// prefix), in every hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let name = self.cgroup_prefix.trim_start_matches('/');
+        let top = Path::new("/sys/fs/cgroup");
+        // v1 and hybrid hosts: one mount per hierarchy below /sys/fs/cgroup; pure cgroup2
+        // hosts: /sys/fs/cgroup itself.
+        let mut hierarchies = vec![top.to_path_buf()];
+        hierarchies.extend(
+            std::fs::read_dir(top)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir()),
+        );
         let mut found = Vec::new();
-        for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let p = h.path().join(self.cgroup_prefix.trim_start_matches('/'));
-            if p.exists() {
-                found.push(p);
+        for h in hierarchies {
+            for e in std::fs::read_dir(&h).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(name) && e.path().is_dir() {
+                    found.push(e.path());
+                }
             }
-        }
-        // Pure cgroup2 hosts mount it at /sys/fs/cgroup itself.
-        let p = Path::new("/sys/fs/cgroup").join(self.cgroup_prefix.trim_start_matches('/'));
-        if p.exists() && !found.contains(&p) {
-            found.push(p);
         }
         found
     }
