@@ -148,6 +148,8 @@ pub fn validate_id(id: &str) -> Result<()> {
         "it is empty"
     } else if id == "." || id == ".." || id.contains("..") {
         "it contains '..'"
+    } else if id.starts_with('.') {
+        "it starts with '.'"
     } else if id.contains('/') {
         "it contains '/'"
     } else if id.len() > 1024 {
@@ -209,21 +211,10 @@ fn create(
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     let layout = Layout::detect()?;
 
-    std::fs::create_dir_all(root).map_err(io_err("create state root", root))?;
-    let dir = state::state_dir(root, id);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::AlreadyExists(id.to_string()));
-        }
-        Err(e) => return Err(io_err("create state dir", &dir)(e)),
-    }
-    // From here on, a failure undoes what was made.
-    let mut undo = Undo {
-        dir: Some(dir.clone()),
-        cgroup: None,
+    let cgroup = match &explicit_cgroup {
+        Some(path) => Cgroup::plan(&layout, path)?,
+        None => Cgroup::plan_default(&layout, id)?,
     };
-
     let me = Proc::of(std::process::id() as i32).ok_or(Error::Sys {
         op: "read own /proc/self/stat",
         errno: Errno::EIO,
@@ -236,25 +227,53 @@ fn create(
         pid_start: 0,
         creator_pid: me.pid,
         creator_start: me.start,
+        committed: false,
         created: state::now_rfc3339(),
         owner: state::owner_name(nix::unistd::geteuid().as_raw()),
         annotations: spec.annotations().clone().unwrap_or_default(),
-        cgroup: Cgroup::default(),
+        cgroup: cgroup.clone(),
         hooks: spec.hooks().clone(),
     };
-    state::write(&dir, &persisted)?;
 
-    let fifo_path = dir.join(EXEC_FIFO);
-    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(sys_err("mkfifo exec.fifo"))?;
-    let exec_fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
-
-    let cgroup = match &explicit_cgroup {
-        Some(path) => Cgroup::create(&layout, path)?,
-        None => Cgroup::create_default(&layout, id)?,
+    // The state dir is prepared under a private name and renamed into place: the rename is the
+    // atomic claim on the id (exactly one of concurrent creates wins), and a state dir never
+    // exists without its state file, the cgroup plan and the lock.
+    std::fs::create_dir_all(root).map_err(io_err("create state root", root))?;
+    let dir = state::state_dir(root, id);
+    let tmp = state::tmp_dir(root, id, me.pid);
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(io_err("create state dir", &tmp))?;
+    let prepared = (|| {
+        state::write(&tmp, &persisted)?;
+        let lock_path = tmp.join(state::LOCK_FILE);
+        std::fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        let lock = state::lock(&tmp, id)?;
+        let fifo_path = tmp.join(EXEC_FIFO);
+        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(sys_err("mkfifo exec.fifo"))?;
+        let fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
+        Ok((lock, fifo))
+    })();
+    let (_lock, exec_fifo) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
     };
-    undo.cgroup = Some(cgroup.clone());
-    persisted.cgroup = cgroup.clone();
+    if let Err(e) = std::fs::rename(&tmp, &dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(match e.raw_os_error() {
+            Some(libc::EEXIST) | Some(libc::ENOTEMPTY) => Error::AlreadyExists(id.to_string()),
+            _ => io_err("rename state dir", &dir)(e),
+        });
+    }
+    // From here on, a failure undoes what was made.
+    let mut undo = Undo {
+        dir: Some(dir.clone()),
+        cgroup: Some(cgroup.clone()),
+    };
+    cgroup.make()?;
 
     // The init sends the pty master over `console`; with `own_terminal`, the other end of a
     // socketpair stands in for the caller's console socket.
@@ -284,11 +303,8 @@ fn create(
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
         console,
-        state: &persisted,
     };
-    let pending = process::spawn_init(&cfg)?;
-    drop(cfg);
-
+    let pending = process::fork_init(&cfg)?;
     let init = Proc::of(pending.pid.as_raw()).ok_or(Error::Sys {
         op: "read the init's /proc/PID/stat",
         errno: Errno::ESRCH,
@@ -296,13 +312,17 @@ fn create(
     persisted.pid = init.pid;
     persisted.pid_start = init.start;
     state::write(&dir, &persisted)?;
-    if let Some(pf) = &opts.pid_file {
-        write_pid_file(pf, init.pid)?;
-    }
+    pending.setup(&cfg, &persisted)?;
+    drop(cfg);
     // The init sent the master before it reported ready, so this does not block.
     let terminal = own_end
         .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))
         .transpose()?;
+    persisted.committed = true;
+    state::write(&dir, &persisted)?;
+    if let Some(pf) = &opts.pid_file {
+        write_pid_file(pf, init.pid)?;
+    }
     pending.commit(&persisted.hook_json(Status::Running))?;
     log::debug!("created {id}: init {} in {}", init.pid, dir.display());
     undo.disarm();
@@ -424,9 +444,18 @@ impl Container {
         self.state.to_oci(self.status())
     }
 
+    /// Take the container's lock and read its state afresh: another process may have changed
+    /// it since this `Container` was loaded.
+    fn locked(&self) -> Result<(state::Lock, Persisted)> {
+        let lock = state::lock(&self.dir, &self.id)?;
+        let st = state::read(&self.dir, &self.id)?;
+        Ok((lock, st))
+    }
+
     /// Let the created container run its process.
     pub fn start(&self) -> Result<()> {
-        let status = self.status();
+        let (_lock, st) = self.locked()?;
+        let status = st.status(&self.dir);
         if status != Status::Created {
             return Err(self.bad_status("start", status));
         }
@@ -454,7 +483,8 @@ impl Container {
 
     /// Send a signal to the init, or with `all` to every process in the container's cgroup.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
-        let status = self.status();
+        let (_lock, st) = self.locked()?;
+        let status = st.status(&self.dir);
         if !matches!(status, Status::Created | Status::Running | Status::Paused) {
             return Err(Error::BadStatus {
                 op: "kill",
@@ -463,28 +493,48 @@ impl Container {
             });
         }
         if all {
-            for pid in self.state.cgroup.procs()? {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-            }
+            signal_cgroup(&st.cgroup, signal)?;
         }
-        signal_proc(self.state.init(), signal)
+        signal_proc(st.init(), signal)
     }
 
     /// Remove the container. A created container is killed first (as runc does); a running
-    /// one only with `force`.
+    /// one only with `force`. Whatever is left of it goes: its init (if still alive, e.g. from
+    /// a create that was killed), any process still in its cgroup, the cgroup directories
+    /// `create` made, the state dir. A cgroup that stays busy is reported, and the state is
+    /// kept so that the delete can be retried.
     pub fn delete(self, force: bool) -> Result<()> {
-        let status = self.status();
+        let (lock, st) = self.locked()?;
+        let status = st.status(&self.dir);
         match status {
-            Status::Stopped => {}
-            Status::Created => self.kill_and_wait()?,
-            Status::Running | Status::Paused if force => self.kill_and_wait()?,
-            Status::Creating if force => {}
+            Status::Stopped | Status::Created => {}
+            Status::Running | Status::Paused | Status::Creating if force => {}
             s => return Err(self.bad_status("delete", s)),
         }
-        self.state.cgroup.remove()?;
+        kill_and_wait(st.init())?;
+        // Without a pid namespace of its own, processes can outlive the init.
+        signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
+        st.cgroup.remove()?;
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
+        drop(lock);
         log::debug!("deleted {} ({status})", self.id);
         self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped);
+        Ok(())
+    }
+
+    /// `delete` by id, as the CLI does. With `force`, a container that does not exist is not an
+    /// error (as with runc), and what creates of this id killed before they claimed it left
+    /// in the state root is removed too.
+    pub fn delete_id(root: impl AsRef<Path>, id: &str, force: bool) -> Result<()> {
+        let root = root.as_ref();
+        match Container::load(root, id) {
+            Ok(c) => c.delete(force)?,
+            Err(Error::NotFound(_)) if force => {}
+            Err(e) => return Err(e),
+        }
+        if force {
+            state::remove_debris(root, id);
+        }
         Ok(())
     }
 
@@ -500,20 +550,6 @@ impl Container {
             }
             Err(e) => Err(sys_err("waitpid")(e)),
         }
-    }
-
-    fn kill_and_wait(&self) -> Result<()> {
-        let init = self.state.init();
-        if let Some(fd) = pidfd_of(init)? {
-            pidfd_signal(&fd, Signal::SIGKILL)?;
-            // The pid namespace dies with its init; our child (if it is one) must be reaped.
-            poll_fd(&fd)?;
-            let _ = nix::sys::wait::waitpid(
-                nix::unistd::Pid::from_raw(init.pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            );
-        }
-        Ok(())
     }
 
     /// poststart and poststop: once the container process runs, a failing hook is logged and
@@ -553,9 +589,35 @@ pub fn exit_code(s: nix::sys::wait::WaitStatus) -> i32 {
     }
 }
 
+/// SIGKILL the init, if it is still alive, and wait until it is gone.
+fn kill_and_wait(init: Proc) -> Result<()> {
+    if let Some(fd) = pidfd_of(init)? {
+        pidfd_signal(&fd, Signal::SIGKILL)?;
+        // The pid namespace dies with its init; our child (if it is one) must be reaped.
+        poll_fd(&fd)?;
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(init.pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+    }
+    Ok(())
+}
+
+/// Signal every process in the container's cgroup. They are ours: only the container's
+/// processes are in its cgroup.
+fn signal_cgroup(cg: &Cgroup, signal: Signal) -> Result<()> {
+    for pid in cg.procs()? {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+    Ok(())
+}
+
 /// A pidfd for exactly this process: opened, then checked against the start time, so a reused
 /// pid is never signalled. None when the process is gone.
 fn pidfd_of(p: Proc) -> Result<Option<OwnedFd>> {
+    if p.pid <= 0 {
+        return Ok(None);
+    }
     // SAFETY: pidfd_open takes a pid and flags; the returned fd is ours.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, p.pid, 0) };
     match Errno::result(r) {
@@ -625,7 +687,17 @@ mod tests {
         for ok in ["a", "web-1", "x_y.z+1", "0123456789abcdef"] {
             assert!(validate_id(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a..b", "sp ace", "new\nline"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a..b",
+            "sp ace",
+            "new\nline",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }

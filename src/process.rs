@@ -63,15 +63,13 @@ pub struct InitConfig<'a> {
     pub preserve_fds: u32,
     /// Connected `--console-socket`, when `process.terminal` is set.
     pub console: Option<OwnedFd>,
-    /// The state as recorded so far (pid still 0), for the hooks' stdin.
-    pub state: &'a Persisted,
 }
 
 /// Messages bigger than this (a state JSON with huge annotations) are refused, not cut.
 const MAX_MSG: usize = 1 << 20;
 
-/// An init that finished its setup and waits for `create` to commit (see [`Pending::commit`]).
-/// Dropping it without committing kills the init.
+/// An init forked by `create`, until `create` commits it ([`Pending::commit`]). Dropping it
+/// before that kills and reaps the init.
 pub struct Pending {
     pub pid: Pid,
     sock: Option<OwnedFd>,
@@ -96,9 +94,9 @@ impl Drop for Pending {
     }
 }
 
-/// Fork the init and drive it through its setup. Returns once the init is ready and waits
-/// for the commit, or with the init's own error (step, path, errno) after reaping it.
-pub fn spawn_init(cfg: &InitConfig) -> Result<Pending> {
+/// Fork the init. It waits for [`Pending::setup`]; `create` records its pid in between, so a
+/// `delete --force` after a crash finds it.
+pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
     let (parent_sock, child_sock) = socket::socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -124,61 +122,65 @@ pub fn spawn_init(cfg: &InitConfig) -> Result<Pending> {
         }
     };
     drop(child_sock);
-    let pending = Pending {
+    Ok(Pending {
         pid,
         sock: Some(parent_sock),
-    };
-    let sock = pending.sock.as_ref().expect("set above");
+    })
+}
 
-    cfg.cgroup.add(pid.as_raw())?;
-    if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
-        let path = format!("/proc/{pid}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
-    }
-    send(sock, b"G").map_err(crate::error::sys_err("send go to init"))?;
-
-    let mut buf = vec![0u8; MAX_MSG];
-    let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
-    if buf.first() == Some(&b'H') && n == 1 {
-        let mut creating = cfg.state.clone();
-        creating.pid = pid.as_raw();
-        let json = creating.hook_json(Status::Creating);
-        let hooks = cfg
-            .spec
-            .hooks()
-            .as_ref()
-            .expect("the init asks only when there are hooks");
-        #[allow(deprecated)]
-        let prestart = hooks.prestart().as_deref().unwrap_or_default();
-        crate::hooks::run("prestart", prestart, &json)?;
-        crate::hooks::run(
-            "createRuntime",
-            hooks.create_runtime().as_deref().unwrap_or_default(),
-            &json,
-        )?;
-        send(sock, &[b"h", json.as_slice()].concat())
-            .map_err(crate::error::sys_err("send hooks done to init"))?;
-        n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
-    }
-    match buf.first() {
-        Some(b'R') if n == 1 => Ok(pending),
-        Some(b'E') if n > 1 => {
-            let err: InitError = serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
-                step: "decode init error".into(),
-                path: String::new(),
-                errno: 0,
-                detail: e.to_string(),
-            });
-            Err(Error::Init(err))
+impl Pending {
+    /// Drive the init through its setup (running the create-time hooks with `state` when it
+    /// asks). Returns once the init is ready and waits for the commit, or with the init's own
+    /// error (step, path, errno).
+    pub fn setup(&self, cfg: &InitConfig, state: &Persisted) -> Result<()> {
+        let pid = self.pid;
+        let sock = self.sock.as_ref().expect("not committed yet");
+        cfg.cgroup.add(pid.as_raw())?;
+        if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
+            let path = format!("/proc/{pid}/oom_score_adj");
+            std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
         }
-        _ => {
-            drop(pending);
-            Err(Error::Init(InitError {
+        send(sock, b"G").map_err(crate::error::sys_err("send go to init"))?;
+
+        let mut buf = vec![0u8; MAX_MSG];
+        let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+        if buf.first() == Some(&b'H') && n == 1 {
+            let json = state.hook_json(Status::Creating);
+            let hooks = cfg
+                .spec
+                .hooks()
+                .as_ref()
+                .expect("the init asks only when there are hooks");
+            #[allow(deprecated)]
+            let prestart = hooks.prestart().as_deref().unwrap_or_default();
+            crate::hooks::run("prestart", prestart, &json)?;
+            crate::hooks::run(
+                "createRuntime",
+                hooks.create_runtime().as_deref().unwrap_or_default(),
+                &json,
+            )?;
+            send(sock, &[b"h", json.as_slice()].concat())
+                .map_err(crate::error::sys_err("send hooks done to init"))?;
+            n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+        }
+        match buf.first() {
+            Some(b'R') if n == 1 => Ok(()),
+            Some(b'E') if n > 1 => {
+                let err: InitError =
+                    serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
+                        step: "decode init error".into(),
+                        path: String::new(),
+                        errno: 0,
+                        detail: e.to_string(),
+                    });
+                Err(Error::Init(err))
+            }
+            _ => Err(Error::Init(InitError {
                 step: "init exited during setup".into(),
                 path: String::new(),
                 errno: 0,
                 detail: String::new(),
-            }))
+            })),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Where a container's state lives between CLI calls: `<root>/<id>/state.json` (written
-//! atomically) and `<root>/<id>/exec.fifo` (present from create until start). The status is
-//! never stored: it is derived from the init process and the fifo each time it is asked for.
+//! atomically), `<root>/<id>/exec.fifo` (present from create until start) and
+//! `<root>/<id>/lock` (the per-container lock). The status is never stored: it is derived from
+//! the init process and the fifo each time it is asked for.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,6 +14,7 @@ use crate::error::{Error, Result, io_err};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const LOCK_FILE: &str = "lock";
 
 /// A container's status, as the OCI spec names them (plus `paused` from runc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +45,7 @@ pub struct Persisted {
     pub id: String,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
-    /// The init's pid in the runtime's pid namespace; 0 while `create` is still running.
+    /// The init's pid in the runtime's pid namespace; 0 until `create` has forked it.
     pub pid: i32,
     /// The init's start time (field 22 of `/proc/PID/stat`): a pid that was reused by another
     /// process has another start time, so we never mistake it for our init.
@@ -51,6 +53,10 @@ pub struct Persisted {
     /// `create`'s own pid and start time: a `creating` container whose creator died is stopped.
     pub creator_pid: i32,
     pub creator_start: u64,
+    /// Set once the init finished its setup and `create` succeeded. Until then the container
+    /// is `creating` (or `stopped`, if its creator died).
+    #[serde(default)]
+    pub committed: bool,
     pub created: String,
     pub owner: String,
     #[serde(default)]
@@ -82,6 +88,33 @@ pub fn state_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
+/// Where `create` (pid `creator`) prepares the state dir of `id` before renaming it into place.
+/// Ids never start with a dot, so these names never collide with a container's.
+pub fn tmp_dir(root: &Path, id: &str, creator: i32) -> PathBuf {
+    root.join(format!(".{id}.creating.{creator}"))
+}
+
+/// Remove what creates of `id` that were killed before claiming the id left in `root`: their
+/// private state dirs, when their creator is gone.
+pub fn remove_debris(root: &Path, id: &str) {
+    let prefix = format!(".{id}.creating.");
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if proc_stat(pid).is_none() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 pub fn read(dir: &Path, id: &str) -> Result<Persisted> {
     let path = dir.join(STATE_FILE);
     let data = match std::fs::read(&path) {
@@ -107,6 +140,42 @@ pub fn write(dir: &Path, state: &Persisted) -> Result<()> {
     let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
     f.write_all(&data).map_err(io_err("write", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+}
+
+/// The per-container lock, held while it lives. POSIX record locks belong to the process and
+/// are not inherited by `fork`, so the init never holds its creator's lock. (They do not
+/// exclude threads of one process from each other.) `state` takes no lock: the state file is
+/// replaced atomically, and hooks run during `create` may read it.
+pub struct Lock(#[allow(dead_code)] std::fs::File);
+
+/// Wait for and take the lock of the container whose state dir is `dir` (`create` made the
+/// lock file). A container deleted meanwhile is [`Error::NotFound`].
+pub fn lock(dir: &Path, id: &str) -> Result<Lock> {
+    let path = dir.join(LOCK_FILE);
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(id.to_string()));
+        }
+        Err(e) => return Err(io_err("open", &path)(e)),
+    };
+    // SAFETY: a zeroed flock is valid; we fill in the fields F_SETLKW reads.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: fcntl reads the flock struct we own, on our own fd.
+        let r = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&f), libc::F_SETLKW, &fl) };
+        match nix::errno::Errno::result(r) {
+            Ok(_) => return Ok(Lock(f)),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(crate::error::sys_err("lock state dir")(e)),
+        }
+    }
 }
 
 /// A process we started, identified by pid *and* start time.
@@ -149,7 +218,7 @@ impl Persisted {
     }
 
     pub fn status(&self, dir: &Path) -> Status {
-        if self.pid == 0 {
+        if !self.committed {
             let creator = Proc {
                 pid: self.creator_pid,
                 start: self.creator_start,

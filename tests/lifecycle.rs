@@ -133,9 +133,10 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn creating_then_stopped_when_the_creator_died() {
-    // `state` derives `creating` from the state file that create writes before it forks
-    // (pid 0) and from whether the creating process is still alive. Here the state file is
-    // rewritten to stand for a create in progress (creator alive) and for one that was killed.
+    // `state` derives `creating` from the state file (not yet committed by create) and from
+    // whether the creating process is still alive. Here the state file is rewritten to stand
+    // for a create in progress (creator alive) and for one that was killed. The live window is
+    // seen by a createRuntime hook in tests/hooks.rs.
     let env = Env::new("creating");
     let b = env.bundle("b", &["true"]);
     let id = env.id("c");
@@ -144,12 +145,11 @@ fn creating_then_stopped_when_the_creator_died() {
             .status
             .success()
     );
-    // Simulate a create killed before it recorded the init: pid 0 and a dead creator.
+    // Simulate a create killed before it committed: the creator has exited.
     let state_path = env.root.join(&id).join("state.json");
     let mut st: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    let real_pid = st["pid"].clone();
-    st["pid"] = json!(0);
+    st["committed"] = json!(false);
     std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
     // The creator (the `cofferdam create` process) has exited, so this is stopped, not creating.
     assert_eq!(env.status(&id), "stopped");
@@ -168,7 +168,7 @@ fn creating_then_stopped_when_the_creator_died() {
     st["creator_start"] = json!(start);
     std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
     assert_eq!(env.status(&id), "creating");
-    st["pid"] = real_pid;
+    st["committed"] = json!(true);
     std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
     assert_eq!(env.status(&id), "created");
     assert!(env.cmd(&["delete", &id]).status.success());

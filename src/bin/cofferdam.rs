@@ -265,13 +265,7 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
             Container::load(root, id)?.kill(sig, a.has("all"))?;
         }
         "delete" => {
-            let id = one_id(&a, cmd)?;
-            match Container::load(root, &id) {
-                Ok(c) => c.delete(a.has("force"))?,
-                // As runc: deleting what is not there is fine when forced.
-                Err(Error::NotFound(_)) if a.has("force") => {}
-                Err(e) => return Err(e.into()),
-            }
+            Container::delete_id(root, &one_id(&a, cmd)?, a.has("force"))?;
         }
         "list" => list(&a, root)?,
         "spec" => {

@@ -210,25 +210,27 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Create the cgroup directories in every hierarchy. On failure, what was made is removed.
-    pub fn create(layout: &Layout, path: &Path) -> Result<Cgroup> {
+    /// Work out the container's directory in every hierarchy and the first of its ancestors
+    /// that is missing (what [`Cgroup::make`] will create and `delete` will remove), without
+    /// touching anything. `create` records this plan in the state before making the
+    /// directories, so that a create killed half-way can still be cleaned up.
+    pub fn plan(layout: &Layout, path: &Path) -> Result<Cgroup> {
         let mut cg = Cgroup::default();
         for h in &layout.hierarchies {
             let dir = Layout::dir_of(h, path)?;
-            let made = match mkdir_all(
-                &h.mount,
-                &dir,
-                h.controllers.split(',').any(|c| c == "cpuset"),
-            ) {
-                Ok(made) => made,
-                Err(e) => {
-                    let _ = cg.remove();
-                    return Err(e);
+            let rel = dir.strip_prefix(&h.mount).unwrap_or(&dir);
+            let mut cur = h.mount.clone();
+            let mut created_from = None;
+            for c in rel.components() {
+                cur.push(c);
+                if !cur.exists() {
+                    created_from = Some(cur.clone());
+                    break;
                 }
-            };
+            }
             cg.dirs.push(CgroupDir {
                 path: dir,
-                created_from: made,
+                created_from,
                 v2: h.v2,
                 mount_name: h
                     .mount
@@ -241,16 +243,29 @@ impl Cgroup {
         Ok(cg)
     }
 
-    /// Create `/cofferdam/<id>` in every hierarchy; `delete` also removes `/cofferdam` when it
-    /// is left empty.
-    pub fn create_default(layout: &Layout, id: &str) -> Result<Cgroup> {
-        let mut cg = Cgroup::create(layout, &Path::new(DEFAULT_PARENT).join(id))?;
+    /// The plan for `/cofferdam/<id>`: `delete` also removes `/cofferdam` when it is left
+    /// empty, since that parent belongs to the runtime.
+    pub fn plan_default(layout: &Layout, id: &str) -> Result<Cgroup> {
+        let mut cg = Cgroup::plan(layout, &Path::new(DEFAULT_PARENT).join(id))?;
         for d in &mut cg.dirs {
             if d.created_from.is_some() {
                 d.created_from = d.path.parent().map(Path::to_path_buf);
             }
         }
         Ok(cg)
+    }
+
+    /// Make the planned directories. On failure, what was made is removed.
+    pub fn make(&self) -> Result<()> {
+        for d in &self.dirs {
+            let Some(top) = &d.created_from else { continue };
+            let cpuset = d.controllers.split(',').any(|c| c == "cpuset");
+            if let Err(e) = mkdir_chain(top, &d.path, cpuset) {
+                let _ = self.remove();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Move a process into the cgroup in every hierarchy.
@@ -309,24 +324,25 @@ impl Cgroup {
     }
 }
 
-/// Make `dir` and its missing parents below `mount`. Returns the topmost directory made.
-fn mkdir_all(mount: &Path, dir: &Path, cpuset: bool) -> Result<Option<PathBuf>> {
-    let rel = dir.strip_prefix(mount).unwrap_or(dir);
-    let mut cur = mount.to_path_buf();
-    let mut made = None;
-    for c in rel.components() {
-        cur.push(c);
+/// Make `top` and every directory below it down to `leaf` (an existing one is fine).
+fn mkdir_chain(top: &Path, leaf: &Path, cpuset: bool) -> Result<()> {
+    let rel = leaf.strip_prefix(top).unwrap_or(Path::new(""));
+    let mut cur = top.to_path_buf();
+    let mut first = true;
+    for c in std::iter::once(None).chain(rel.components().map(Some)) {
+        if let Some(c) = c {
+            cur.push(c);
+        }
         match std::fs::create_dir(&cur) {
             Ok(()) => {
-                made.get_or_insert_with(|| cur.clone());
                 if cpuset {
                     inherit_cpuset(&cur)?;
                 }
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(source) => {
-                if let Some(top) = &made {
-                    let _ = remove_up(&cur, top);
+                if !first {
+                    let _ = remove_up(cur.parent().unwrap_or(top), top);
                 }
                 return Err(Error::Cgroup {
                     op: "create",
@@ -335,8 +351,9 @@ fn mkdir_all(mount: &Path, dir: &Path, cpuset: bool) -> Result<Option<PathBuf>> 
                 });
             }
         }
+        first = false;
     }
-    Ok(made)
+    Ok(())
 }
 
 fn remove_up(leaf: &Path, top: &Path) -> std::io::Result<()> {
