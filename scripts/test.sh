@@ -10,3 +10,5 @@ cargo test --all-targets
 cargo test --doc
 # The same tests on a pure cgroup v2 host, in a VM, where the tool for it is present.
 bash scripts/test-v2.sh
+# Reliability soak, short form (the full one: bash scripts/soak.sh, 1000 + 200 cycles).
+bash scripts/soak.sh 200 80

@@ -527,8 +527,9 @@ impl Container {
     /// in the state root is removed too.
     pub fn delete_id(root: impl AsRef<Path>, id: &str, force: bool) -> Result<()> {
         let root = root.as_ref();
-        match Container::load(root, id) {
-            Ok(c) => c.delete(force)?,
+        // A concurrent delete may remove it before or after we load it.
+        match Container::load(root, id).and_then(|c| c.delete(force)) {
+            Ok(()) => {}
             Err(Error::NotFound(_)) if force => {}
             Err(e) => return Err(e),
         }
@@ -593,8 +594,14 @@ pub fn exit_code(s: nix::sys::wait::WaitStatus) -> i32 {
 fn kill_and_wait(init: Proc) -> Result<()> {
     if let Some(fd) = pidfd_of(init)? {
         pidfd_signal(&fd, Signal::SIGKILL)?;
-        // The pid namespace dies with its init; our child (if it is one) must be reaped.
-        poll_fd(&fd)?;
+        // The pid namespace dies with its init; our child (if it is one) must be reaped. A
+        // process can be kept from dying (frozen, stuck in the kernel): say so, do not hang.
+        if !poll_fd(&fd, 10_000)? {
+            return Err(Error::Sys {
+                op: "wait for the init to die after SIGKILL (10 s)",
+                errno: Errno::ETIMEDOUT,
+            });
+        }
         let _ = nix::sys::wait::waitpid(
             nix::unistd::Pid::from_raw(init.pid),
             Some(nix::sys::wait::WaitPidFlag::WNOHANG),
@@ -648,7 +655,8 @@ fn pidfd_signal(fd: &OwnedFd, sig: Signal) -> Result<()> {
     }
 }
 
-fn poll_fd(fd: &OwnedFd) -> Result<()> {
+/// Wait until the pidfd is readable (the process exited); false on timeout (-1: none).
+fn poll_fd(fd: &OwnedFd, timeout_ms: i32) -> Result<bool> {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -656,8 +664,8 @@ fn poll_fd(fd: &OwnedFd) -> Result<()> {
     };
     loop {
         // SAFETY: poll on one pollfd we own.
-        match Errno::result(unsafe { libc::poll(&mut pfd, 1, -1) }) {
-            Ok(_) => return Ok(()),
+        match Errno::result(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }) {
+            Ok(n) => return Ok(n > 0),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(sys_err("poll pidfd")(e)),
         }
@@ -673,7 +681,7 @@ fn signal_proc(p: Proc, sig: Signal) -> Result<()> {
 
 fn wait_gone(p: Proc) -> Result<()> {
     match pidfd_of(p)? {
-        Some(fd) => poll_fd(&fd),
+        Some(fd) => poll_fd(&fd, -1).map(drop),
         None => Ok(()),
     }
 }

@@ -17,7 +17,7 @@ pub struct Env {
     pub dir: PathBuf,
     pub root: PathBuf,
     pub cgroup_prefix: String,
-    ids: std::cell::RefCell<Vec<String>>,
+    ids: std::sync::Mutex<Vec<String>>,
 }
 
 impl Env {
@@ -42,7 +42,7 @@ impl Env {
     /// A container id unique to this test run.
     pub fn id(&self, suffix: &str) -> String {
         let id = format!("{}-{}-{suffix}", self.name, std::process::id());
-        self.ids.borrow_mut().push(id.clone());
+        self.ids.lock().unwrap().push(id.clone());
         id
     }
 
@@ -220,7 +220,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        for id in self.ids.borrow().iter() {
+        for id in self.ids.lock().unwrap().iter() {
             let _ = self.cmd(&["delete", "--force", id]);
         }
         self.sweep_cgroups();
