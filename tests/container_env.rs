@@ -489,7 +489,7 @@ fn cgroup_namespace_shows_the_container_cgroup_as_root() {
     let id = env.id("c2");
     let out = env.run_ok(&b, &id);
     assert!(
-        out.contains(&format!("{}-b2/ctr", env.cgroup_prefix)),
+        out.contains(&format!("{}_b2/ctr", env.cgroup_prefix)),
         "{out}"
     );
     env.assert_nothing_left(&id);

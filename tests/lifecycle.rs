@@ -303,7 +303,7 @@ fn list_shows_containers_in_table_and_json() {
     );
     let mut b2 = env.bundle("b2", &["sleep", "1000"]);
     // Shares the parent cgroup of the first bundle.
-    b2.config["linux"]["cgroupsPath"] = json!(format!("{}-b/other", env.cgroup_prefix));
+    b2.config["linux"]["cgroupsPath"] = json!(format!("{}_b/other", env.cgroup_prefix));
     b2.save();
     assert!(
         env.cmd(&["run", "-d", "--bundle", b2.path_str(), &c])

@@ -92,8 +92,19 @@ fn concurrent_deletes_and_kills_of_one_container() {
 fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
     let env = Env::new("faults");
     let b = env.bundle("b", &["sleep", "1000"]);
+    // Spread the kills over the time one create takes here (an emulated VM is far slower).
+    let t = std::time::Instant::now();
+    let probe = env.id("probe");
+    assert!(
+        env.cmd(&["create", "--bundle", b.path_str(), &probe])
+            .status
+            .success()
+    );
+    let create_time = t.elapsed();
+    assert!(env.cmd(&["delete", &probe]).status.success());
+    let step = create_time * 6 / 5 / 40;
     let mut seen = BTreeSet::new();
-    for i in 0..40u64 {
+    for i in 0..40u32 {
         let id = env.id(&format!("k{i}"));
         let log = std::fs::File::create(env.dir.join("create.log")).unwrap();
         let mut child = Command::new(BIN)
@@ -105,8 +116,8 @@ fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
             .stderr(log)
             .spawn()
             .unwrap();
-        // From before the state exists to after create returned, in 0.5 ms steps.
-        std::thread::sleep(Duration::from_micros(500 * i));
+        // From before the state exists to after create returned.
+        std::thread::sleep(step * i);
         let _ = child.kill();
         let status = child.wait().unwrap();
         let state = env.cmd(&["state", &id]);

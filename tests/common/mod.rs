@@ -67,7 +67,7 @@ impl Env {
         config["process"]["args"] = json!(args);
         // Each bundle has a parent cgroup of its own, so that containers of one test do not
         // share one (a parent is removed by the delete of the container that made it).
-        config["linux"]["cgroupsPath"] = json!(format!("{}-{name}/ctr", self.cgroup_prefix));
+        config["linux"]["cgroupsPath"] = json!(format!("{}_{name}/ctr", self.cgroup_prefix));
         let b = Bundle { path, config };
         b.save();
         b
@@ -192,7 +192,7 @@ impl Env {
         let mut found = Vec::new();
         for h in hierarchies {
             for e in std::fs::read_dir(&h).into_iter().flatten().flatten() {
-                if e.file_name().to_string_lossy().starts_with(name) && e.path().is_dir() {
+                if owned_by(&e.file_name().to_string_lossy(), name) && e.path().is_dir() {
                     found.push(e.path());
                 }
             }
@@ -228,6 +228,16 @@ impl Drop for Env {
     }
 }
 
+/// Whether a top-level cgroup name belongs to the test whose prefix (without `/`) is `prefix`:
+/// the prefix itself, or `<prefix>_<bundle>`. Test names have no `_`, so `race` never claims
+/// `racedel`'s cgroups.
+fn owned_by(name: &str, prefix: &str) -> bool {
+    name == prefix
+        || name
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('_'))
+}
+
 /// Live pids whose cgroup (in any hierarchy) lies under `prefix`. Zombies are left out: they
 /// hold nothing but their pid, and the init's parent (the subreaper) reaps them when it may.
 pub fn processes_in_cgroup(prefix: &str) -> Vec<i32> {
@@ -245,10 +255,12 @@ pub fn processes_in_cgroup(prefix: &str) -> Vec<i32> {
             continue;
         }
         let cg = std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default();
-        if cg
-            .lines()
-            .any(|l| l.split(':').nth(2).is_some_and(|p| p.starts_with(prefix)))
-        {
+        if cg.lines().any(|l| {
+            l.split(':')
+                .nth(2)
+                .and_then(|p| p.trim_start_matches('/').split('/').next())
+                .is_some_and(|top| owned_by(top, prefix.trim_start_matches('/')))
+        }) {
             pids.push(pid);
         }
     }
