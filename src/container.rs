@@ -35,6 +35,41 @@ pub struct CreateOptions {
     pub own_terminal: bool,
 }
 
+/// Options of `exec` beyond the process.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A unix socket to receive the terminal's master fd (with `process.terminal`).
+    pub console_socket: Option<PathBuf>,
+    /// With `process.terminal` and no `console_socket`: keep the master in this process
+    /// ([`ExecProcess::take_terminal`]).
+    pub own_terminal: bool,
+    /// Write the process's pid here once it runs.
+    pub pid_file: Option<PathBuf>,
+    /// Pass fds 3 .. 3+N of the calling process on to the process.
+    pub preserve_fds: u32,
+}
+
+/// A process started in a container by [`Container::exec`]: a child of the caller.
+#[derive(Debug)]
+pub struct ExecProcess {
+    pub pid: i32,
+    terminal: Option<OwnedFd>,
+}
+
+impl ExecProcess {
+    /// The master of the process's terminal, with [`ExecOptions::own_terminal`].
+    pub fn take_terminal(&mut self) -> Option<OwnedFd> {
+        self.terminal.take()
+    }
+
+    /// Wait for the process; its exit status (128 + signal when killed).
+    pub fn wait(&self) -> Result<i32> {
+        nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None)
+            .map(exit_code)
+            .map_err(sys_err("waitpid"))
+    }
+}
+
 /// Builds and creates a container, from a bundle directory or from an in-memory [`Spec`].
 ///
 /// ```no_run
@@ -233,6 +268,7 @@ fn create(
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup: cgroup.clone(),
         hooks: spec.hooks().clone(),
+        process: spec.process().clone(),
     };
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
@@ -275,22 +311,8 @@ fn create(
     };
     cgroup.make()?;
 
-    // The init sends the pty master over `console`; with `own_terminal`, the other end of a
-    // socketpair stands in for the caller's console socket.
-    let (console, own_end) = match (&opts.console_socket, terminal) {
-        (Some(path), true) => (Some(crate::terminal::connect(path)?), None),
-        (None, true) => {
-            let (a, b) = nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(sys_err("socketpair for the terminal"))?;
-            (Some(b), Some(a))
-        }
-        _ => (None, None),
-    };
+    let (console, own_end) =
+        console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
     let cfg = InitConfig {
         id,
         spec: &spec,
@@ -522,6 +544,58 @@ impl Container {
         Ok(())
     }
 
+    /// The process of the container's config, as recorded at create: the base of an `exec`
+    /// process (runc's `exec` takes user, env, cwd, capabilities... from it).
+    pub fn process(&self) -> Option<&oci_spec::runtime::Process> {
+        self.state.process.as_ref()
+    }
+
+    /// Start another process in the container: it joins every namespace of the container's
+    /// init that differs from the caller's, and its cgroup, then becomes `process` (user,
+    /// capabilities, rlimits, no_new_privs, cwd, env, terminal) and execs. Returns once it
+    /// runs, or with its error (step, path, errno). The container must be created or running.
+    pub fn exec(
+        &self,
+        process: &oci_spec::runtime::Process,
+        opts: &ExecOptions,
+    ) -> Result<ExecProcess> {
+        let st = state::read(&self.dir, &self.id)?;
+        let status = st.status(&self.dir);
+        if !matches!(status, Status::Created | Status::Running) {
+            return Err(self.bad_status("exec in", status));
+        }
+        match process.args() {
+            Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+            _ => return Err(Error::InvalidConfig("exec: the process has no args".into())),
+        }
+        let init =
+            pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
+        let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
+        let terminal = process.terminal() == Some(true);
+        let (console, own_end) =
+            console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
+        let pid = process::spawn_exec(&process::ExecConfig {
+            process,
+            init: &init,
+            namespaces,
+            pid_namespace,
+            cgroup: &st.cgroup,
+            console,
+            preserve_fds: opts.preserve_fds,
+        })?;
+        let terminal = own_end
+            .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))
+            .transpose()?;
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid.as_raw())?;
+        }
+        log::debug!("exec in {}: pid {pid}", self.id);
+        Ok(ExecProcess {
+            pid: pid.as_raw(),
+            terminal,
+        })
+    }
+
     /// `delete` by id, as the CLI does. With `force`, a container that does not exist is not an
     /// error (as with runc), and what creates of this id killed before they claimed it left
     /// in the state root is removed too.
@@ -587,6 +661,61 @@ pub fn exit_code(s: nix::sys::wait::WaitStatus) -> i32 {
         Exited(_, c) => c,
         Signaled(_, sig, _) => 128 + sig as i32,
         _ => 0,
+    }
+}
+
+/// The namespaces of `pid` that differ from ours, as CLONE_NEW* flags (pid apart), and whether
+/// its pid namespace differs.
+fn namespaces_to_join(pid: i32) -> Result<(libc::c_int, bool)> {
+    let differs = |name: &str| -> Result<bool> {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let t = std::fs::read_link(&theirs).map_err(io_err("read", &theirs))?;
+        Ok(std::fs::read_link(format!("/proc/self/ns/{name}")).ok() != Some(t))
+    };
+    if differs("user")? {
+        return Err(Error::Unsupported(
+            "exec into a user namespace is not supported yet".into(),
+        ));
+    }
+    let mut flags = 0;
+    for (name, flag) in [
+        ("mnt", libc::CLONE_NEWNS),
+        ("uts", libc::CLONE_NEWUTS),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("net", libc::CLONE_NEWNET),
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("time", libc::CLONE_NEWTIME),
+    ] {
+        if differs(name)? {
+            flags |= flag;
+        }
+    }
+    Ok((flags, differs("pid")?))
+}
+
+/// The fd the init or an exec'd process sends its terminal's master over: the caller's
+/// console socket, or one end of a socketpair whose other end (returned second) stays here.
+fn console_for(
+    terminal: bool,
+    socket: Option<&Path>,
+    own: bool,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match (terminal, socket) {
+        (false, _) => Ok((None, None)),
+        (true, Some(path)) => Ok((Some(crate::terminal::connect(path)?), None)),
+        (true, None) if own => {
+            let (a, b) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(sys_err("socketpair for the terminal"))?;
+            Ok((Some(b), Some(a)))
+        }
+        (true, None) => Err(Error::InvalidConfig(
+            "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
+        )),
     }
 }
 

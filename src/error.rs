@@ -76,6 +76,9 @@ pub enum Error {
     #[error("container init failed: {0}")]
     Init(InitError),
 
+    #[error("exec in the container failed: {0}")]
+    Exec(InitError),
+
     #[error("{point} hook #{index} ({path}) failed: {why}")]
     Hook {
         point: &'static str,

@@ -40,7 +40,8 @@ pub mod state;
 pub mod terminal;
 
 pub use container::{
-    Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, exit_code, validate_id,
+    Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, ExecOptions, ExecProcess, exit_code,
+    validate_id,
 };
 pub use error::{Error, InitError, Result};
 pub use nix::sys::signal::Signal;

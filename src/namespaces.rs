@@ -179,6 +179,16 @@ impl NamespacePlan {
 /// Restores `create`'s own pid namespace for its future children when dropped.
 pub struct PidNsGuard(Option<OwnedFd>);
 
+impl PidNsGuard {
+    /// Make our next child land in the pid namespace of `target` (a pidfd or a namespace fd).
+    pub fn enter(target: &OwnedFd) -> Result<PidNsGuard> {
+        let own = File::open("/proc/thread-self/ns/pid")
+            .map_err(crate::error::io_err("open", "/proc/thread-self/ns/pid"))?;
+        setns(target.as_raw_fd(), libc::CLONE_NEWPID, "setns pid")?;
+        Ok(PidNsGuard(Some(own.into())))
+    }
+}
+
 impl Drop for PidNsGuard {
     fn drop(&mut self) {
         if let Some(fd) = self.0.take() {

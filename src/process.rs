@@ -106,7 +106,7 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
     .map_err(crate::error::sys_err("socketpair"))?;
     // Everything the child will execve with is built here, so an invalid string fails in
     // `create` rather than in the child.
-    let exec = ExecPlan::new(cfg.spec)?;
+    let exec = ExecPlan::new(cfg.spec.process().as_ref().expect("validated by create"))?;
 
     let pid = {
         let _pidns = cfg.namespaces.enter_pid_for_children()?;
@@ -187,14 +187,18 @@ impl Pending {
 
 /// The init. Never returns: it execs the container process or exits.
 fn init(cfg: &InitConfig, exec: &ExecPlan, sock: OwnedFd) -> ! {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        init_steps(cfg, exec, &sock)
-    }));
+    child_main(&sock, || init_steps(cfg, exec, &sock))
+}
+
+/// Run a forked child's steps; they end in execve. A failure goes to the parent over `sock`
+/// (or, once nobody listens there, to stderr) and the child exits 127.
+fn child_main(sock: &OwnedFd, steps: impl FnOnce() -> Step<Infallible>) -> ! {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(steps));
     let err = match result {
         Ok(Err(e)) => e,
         Ok(Ok(never)) => match never {},
         Err(_) => InitError {
-            step: "init panicked".into(),
+            step: "panicked".into(),
             path: String::new(),
             errno: 0,
             detail: String::new(),
@@ -202,15 +206,108 @@ fn init(cfg: &InitConfig, exec: &ExecPlan, sock: OwnedFd) -> ! {
     };
     let mut msg = b"E".to_vec();
     msg.extend(serde_json::to_vec(&err).unwrap_or_default());
-    if send(&sock, &msg).is_err() {
+    if send(sock, &msg).is_err() {
         // Past the handshake the only one listening is the container's stderr. A raw write:
         // std's stderr lock may have been held by another thread of the parent at fork time.
-        let line = format!("cofferdam init: {}\n", Error::Init(err));
+        let line = format!("cofferdam: {}\n", Error::Init(err));
         let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
     }
     // SAFETY: _exit ends the process without running the caller's atexit handlers or
     // destructors, which belong to the parent's copy of the program.
     unsafe { libc::_exit(127) }
+}
+
+/// A process to start inside a running container (`exec`), prepared before the fork.
+pub struct ExecConfig<'a> {
+    pub process: &'a Process,
+    /// A pidfd of the container's init: its namespaces are the ones joined.
+    pub init: &'a OwnedFd,
+    /// The init's namespaces that differ from ours (CLONE_NEW* flags, pid apart).
+    pub namespaces: libc::c_int,
+    /// Whether the init's pid namespace differs from ours.
+    pub pid_namespace: bool,
+    pub cgroup: &'a Cgroup,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: u32,
+}
+
+/// Fork a process into the container: it joins the init's namespaces (through the pidfd, so a
+/// reused pid cannot redirect it) and its cgroup, becomes the process, and execs. Returns its
+/// pid once execve succeeded (the sync socket closes on exec), or its error.
+pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
+    let (parent_sock, child_sock) = socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(crate::error::sys_err("socketpair"))?;
+    let exec = ExecPlan::new(cfg.process)?;
+    let pid = {
+        let _pidns = if cfg.pid_namespace {
+            Some(crate::namespaces::PidNsGuard::enter(cfg.init)?)
+        } else {
+            None
+        };
+        // SAFETY: as in `fork_init`: the child only runs `exec_steps`, which never returns.
+        match unsafe { nix::unistd::fork() }.map_err(crate::error::sys_err("fork"))? {
+            ForkResult::Child => {
+                drop(parent_sock);
+                child_main(&child_sock, || exec_steps(cfg, &exec, &child_sock))
+            }
+            ForkResult::Parent { child } => child,
+        }
+    };
+    drop(child_sock);
+    let kill = || {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+    };
+    if let Err(e) = cfg.cgroup.add(pid.as_raw()) {
+        kill();
+        return Err(e);
+    }
+    send(&parent_sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
+    let mut buf = vec![0u8; 8192];
+    match recv(&parent_sock, &mut buf) {
+        // EOF: the socket was closed by execve.
+        Ok(0) => Ok(pid),
+        Ok(n) if buf[0] == b'E' => {
+            let _ = nix::sys::wait::waitpid(pid, None);
+            Err(Error::Exec(
+                serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
+                    step: "decode exec error".into(),
+                    path: String::new(),
+                    errno: 0,
+                    detail: e.to_string(),
+                }),
+            ))
+        }
+        Ok(_) => {
+            kill();
+            Err(crate::error::sys_err("unexpected message from exec")(
+                Errno::EPROTO,
+            ))
+        }
+        Err(e) => {
+            kill();
+            Err(crate::error::sys_err("receive from exec")(e))
+        }
+    }
+}
+
+fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
+    reset_signals();
+    wait_for(sock, b'G')?;
+    if cfg.namespaces != 0 {
+        // One setns for all of them, through the pidfd (Linux 5.8+). Joining the mount
+        // namespace also moves our root and cwd to the container's root.
+        // SAFETY: setns with our pidfd and flags; it touches no memory of ours.
+        Errno::result(unsafe { libc::setns(cfg.init.as_raw_fd(), cfg.namespaces) })
+            .map_err(|e| fail("join the container's namespaces", "", e))?;
+    }
+    let (program, env) = become_process(cfg.process, cfg.console.as_ref(), exec)?;
+    exec_program(exec, &program, &env, cfg.preserve_fds)
 }
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
@@ -260,21 +357,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
-    if let Some(console) = &cfg.console {
-        crate::terminal::setup(console, process.console_size())?;
-    }
-    set_rlimits(process)?;
-    set_user_and_capabilities(process)?;
-    if process.no_new_privileges() == Some(true) {
-        // SAFETY: prctl with integer arguments only.
-        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
-            .map_err(|e| fail("set no_new_privs", "", e))?;
-    }
-    // SAFETY: as above, umask only sets a process attribute.
-    unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    nix::unistd::chdir(process.cwd()).map_err(|e| fail("chdir to cwd", process.cwd(), e))?;
-    let program = exec.find_program()?;
-    let env = exec.env_with_home(process.user().uid());
+    let (program, env) = become_process(process, cfg.console.as_ref(), exec)?;
 
     send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
     let Ok(running_state) = recv_payload(sock, b'C') else {
@@ -296,10 +379,46 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     if let Some(h) = hooks.start_container() {
         crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
     }
-    close_extra_fds(3 + cfg.preserve_fds)?;
+    exec_program(exec, &program, &env, cfg.preserve_fds)
+}
+
+/// What the init and an exec'd process do alike once they are inside the container: the
+/// terminal, rlimits, groups/gid/uid, capabilities, no_new_privs, umask, cwd, and finding the
+/// program. Returns the program's path and the environment for execve.
+fn become_process(
+    process: &Process,
+    console: Option<&OwnedFd>,
+    exec: &ExecPlan,
+) -> Step<(CString, Vec<CString>)> {
+    if let Some(console) = console {
+        crate::terminal::setup(console, process.console_size())?;
+    }
+    set_rlimits(process)?;
+    set_user_and_capabilities(process)?;
+    if process.no_new_privileges() == Some(true) {
+        // SAFETY: prctl with integer arguments only.
+        Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+            .map_err(|e| fail("set no_new_privs", "", e))?;
+    }
+    // SAFETY: umask only sets a process attribute.
+    unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    nix::unistd::chdir(process.cwd()).map_err(|e| fail("chdir to cwd", process.cwd(), e))?;
+    let program = exec.find_program()?;
+    let env = exec.env_with_home(process.user().uid());
+    Ok((program, env))
+}
+
+/// Close what must not reach the container and execve. Returns only on failure.
+fn exec_program(
+    exec: &ExecPlan,
+    program: &CString,
+    env: &[CString],
+    preserve_fds: u32,
+) -> Step<Infallible> {
+    close_extra_fds(3 + preserve_fds)?;
     let argv: Vec<&std::ffi::CStr> = exec.args.iter().map(CString::as_c_str).collect();
     let envp: Vec<&std::ffi::CStr> = env.iter().map(CString::as_c_str).collect();
-    let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
+    let e = nix::unistd::execve(program, &argv, &envp).unwrap_err();
     Err(fail("execve", program.to_string_lossy().as_ref(), e))
 }
 
@@ -312,8 +431,7 @@ struct ExecPlan {
 }
 
 impl ExecPlan {
-    fn new(spec: &Spec) -> Result<ExecPlan> {
-        let process = spec.process().as_ref().expect("validated");
+    fn new(process: &Process) -> Result<ExecPlan> {
         let cstr = |s: &str, what: &str| {
             CString::new(s)
                 .map_err(|_| Error::InvalidConfig(format!("{what} {s:?} contains a NUL byte")))

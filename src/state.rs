@@ -66,6 +66,9 @@ pub struct Persisted {
     /// The config's hooks: `start` runs poststart, `delete` runs poststop.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The config's process: what `exec` starts from (user, env, cwd, capabilities...).
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.

@@ -15,6 +15,7 @@ commands:
   start ID
   run [-b DIR] [-d] [--pid-file F] [--keep] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
   state ID
+  exec [-t] [-d] [-e K=V] [-u UID[:GID]] [-g GID] [--cwd DIR] [--cap CAP] [-p process.json] ID [--] COMMAND...
   kill [-a] ID [SIGNAL]
   delete [-f] ID
   list [-f table|json] [-q]
@@ -68,6 +69,24 @@ const RUN: &[Opt] = &[
     flag(&["no-subreaper"]),
 ];
 const KILL: &[Opt] = &[flag(&["all", "a"])];
+const EXEC: &[Opt] = &[
+    val(&["console-socket"]),
+    val(&["cwd"]),
+    val(&["env", "e"]),
+    flag(&["tty", "t"]),
+    val(&["user", "u"]),
+    val(&["additional-gids", "g"]),
+    val(&["process", "p"]),
+    flag(&["detach", "d"]),
+    val(&["pid-file"]),
+    val(&["process-label"]),
+    val(&["apparmor"]),
+    flag(&["no-new-privs"]),
+    val(&["cap", "c"]),
+    val(&["preserve-fds"]),
+    flag(&["ignore-paused"]),
+    val(&["cgroup"]),
+];
 const DELETE: &[Opt] = &[flag(&["force", "f"])];
 const LIST: &[Opt] = &[val(&["format", "f"]), flag(&["quiet", "q"])];
 const SPEC: &[Opt] = &[val(&["bundle", "b"]), flag(&["rootless"])];
@@ -191,7 +210,12 @@ fn main() -> ExitCode {
         Err(CliError::Usage(msg)) => usage_error(&msg),
         Err(CliError::Runtime(e)) => {
             log.error(&e.to_string());
-            ExitCode::FAILURE
+            // runc's exec exits 255 on its own errors, keeping 1..=254 for the process's status.
+            if cmd == "exec" {
+                ExitCode::from(255)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -239,6 +263,9 @@ fn table_for(cmd: &str) -> Option<&'static [Opt]> {
 }
 
 fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
+    if cmd == "exec" {
+        return exec(rest, root);
+    }
     let table =
         table_for(cmd).ok_or_else(|| CliError::Usage(format!("unknown command {cmd:?}")))?;
     let (a, _) = parse(rest, table, false).map_err(|e| CliError::Usage(format!("{cmd}: {e}")))?;
@@ -337,6 +364,134 @@ fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
     if !a.has("keep") {
         c.delete(true)?;
     }
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+impl Args {
+    fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.opts
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `exec`: options, the id, more options, then the command (after `--` or the first word that
+/// is not an option). The process is `-p FILE`, or the container's own process with the
+/// command and the options applied, as runc builds it.
+fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
+    use cofferdam::oci_spec::runtime::{Capability, Process};
+    let usage = |e: String| CliError::Usage(format!("exec: {e}"));
+    let (mut a, i) = parse(rest, EXEC, true).map_err(usage)?;
+    let id = rest
+        .get(i)
+        .ok_or_else(|| usage("a container id is required".into()))?;
+    let (more, j) = parse(&rest[i + 1..], EXEC, true).map_err(usage)?;
+    a.opts.extend(more.opts);
+    let mut command = more.pos;
+    command.extend(rest[i + 1 + j..].iter().cloned());
+    let c = Container::load(root, id)?;
+
+    let process: Process = match a.get("process") {
+        Some(path) => {
+            let data = std::fs::read(path).map_err(|source| Error::ReadConfig {
+                path: path.into(),
+                source,
+            })?;
+            serde_json::from_slice(&data).map_err(|e| Error::MalformedConfig {
+                path: path.into(),
+                line: e.line(),
+                column: e.column(),
+                msg: e.to_string(),
+            })?
+        }
+        None => {
+            let mut p = c.process().cloned().unwrap_or_default();
+            if command.is_empty() {
+                return Err(usage("a command is required".into()));
+            }
+            p.set_args(Some(command));
+            p.set_terminal(Some(a.has("tty")));
+            p.set_console_size(None);
+            let mut env = p.env().clone().unwrap_or_default();
+            for kv in a.all("env") {
+                let key = kv.split('=').next().unwrap_or(kv);
+                env.retain(|e| e.split('=').next() != Some(key));
+                env.push(kv.to_string());
+            }
+            p.set_env(Some(env));
+            if let Some(cwd) = a.get("cwd") {
+                p.set_cwd(cwd.into());
+            }
+            if let Some(u) = a.get("user") {
+                let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
+                let num = |s: &str| {
+                    s.parse::<u32>()
+                        .map_err(|_| usage(format!("--user {u:?}: uid[:gid] must be numbers")))
+                };
+                p.user_mut().set_uid(num(uid)?);
+                p.user_mut().set_gid(num(gid)?);
+            }
+            let gids = a
+                .all("additional-gids")
+                .map(|g| {
+                    g.parse::<u32>()
+                        .map_err(|_| usage(format!("--additional-gids {g:?} is not a number")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if !gids.is_empty() {
+                p.user_mut().set_additional_gids(Some(gids));
+            }
+            if a.has("no-new-privs") {
+                p.set_no_new_privileges(Some(true));
+            }
+            let added = a
+                .all("cap")
+                .map(|name| {
+                    serde_json::from_value::<Capability>(serde_json::Value::String(name.into()))
+                        .map_err(|_| usage(format!("--cap {name:?} is not a capability")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if !added.is_empty() {
+                // As runc: added to the bounding, effective and permitted sets only.
+                let mut caps = p.capabilities().clone().unwrap_or_default();
+                let add = |set: &Option<cofferdam::oci_spec::runtime::Capabilities>| {
+                    let mut s = set.clone().unwrap_or_default();
+                    s.extend(added.iter().copied());
+                    Some(s)
+                };
+                caps.set_bounding(add(caps.bounding()));
+                caps.set_effective(add(caps.effective()));
+                caps.set_permitted(add(caps.permitted()));
+                p.set_capabilities(Some(caps));
+            }
+            p
+        }
+    };
+    let detach = a.has("detach");
+    if process.terminal() == Some(true) && detach && a.get("console-socket").is_none() {
+        return Err(usage("--tty with --detach needs --console-socket".into()));
+    }
+    if !detach {
+        cofferdam::signal::block_forwarded()?;
+    }
+    let preserve_fds = match a.get("preserve-fds") {
+        Some(n) => n
+            .parse()
+            .map_err(|_| usage(format!("--preserve-fds: {n:?} is not a number")))?,
+        None => 0,
+    };
+    let opts = cofferdam::ExecOptions {
+        console_socket: a.get("console-socket").map(PathBuf::from),
+        own_terminal: !detach,
+        pid_file: a.get("pid-file").map(PathBuf::from),
+        preserve_fds,
+    };
+    let mut p = c.exec(&process, &opts)?;
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = cofferdam::signal::forward_until_exit(p.pid, p.take_terminal())?;
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
