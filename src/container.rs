@@ -244,6 +244,7 @@ fn create(
     }
     let namespaces = NamespacePlan::new(&spec)?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
+    log::debug!("create {id}: config checked");
     let layout = Layout::detect()?;
 
     let cgroup = match &explicit_cgroup {
@@ -309,7 +310,9 @@ fn create(
         dir: Some(dir.clone()),
         cgroup: Some(cgroup.clone()),
     };
+    log::debug!("create {id}: state dir claimed");
     cgroup.make()?;
+    log::debug!("create {id}: cgroup directories made");
 
     let (console, own_end) =
         console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
@@ -334,7 +337,9 @@ fn create(
     persisted.pid = init.pid;
     persisted.pid_start = init.start;
     state::write(&dir, &persisted)?;
+    log::debug!("create {id}: init forked");
     pending.setup(&cfg, &persisted)?;
+    log::debug!("create {id}: init ready");
     drop(cfg);
     // The init sent the master before it reported ready, so this does not block.
     let terminal = own_end
@@ -536,7 +541,9 @@ impl Container {
         kill_and_wait(st.init())?;
         // Without a pid namespace of its own, processes can outlive the init.
         signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
+        log::debug!("delete {}: processes gone", self.id);
         st.cgroup.remove()?;
+        log::debug!("delete {}: cgroup directories removed", self.id);
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
         drop(lock);
         log::debug!("deleted {} ({status})", self.id);

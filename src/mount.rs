@@ -39,6 +39,9 @@ pub struct FsContext<'a> {
     pub cgroup: &'a Cgroup,
     pub cgroupns: bool,
     pub no_pivot: bool,
+    /// Waits until `create` has put the init in its cgroup and enters the cgroup namespace
+    /// (once; later calls return at once). Called before the first `cgroup` mount.
+    pub in_cgroup: &'a dyn Fn() -> Step,
 }
 
 /// `linux.rootfsPropagation` as mount flags (None: not set).
@@ -313,6 +316,7 @@ fn mount_entry(root: &OwnedFd, m: &Mount, ctx: &FsContext) -> Step {
 /// mount per hierarchy, as runc lays it out. With a cgroup namespace each shows the container's
 /// cgroup as its root; without one, the container's cgroup directories are bind-mounted.
 fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContext) -> Step {
+    (ctx.in_cgroup)()?;
     let target =
         resolve(root, dest, Create::Dir).map_err(|e| fail("resolve mount destination", dest, e))?;
     let flags = opts.flags & !(libc::MS_BIND | libc::MS_REC);

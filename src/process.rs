@@ -6,11 +6,12 @@
 //!  ─────────────────                        ─────────────────────────────────────────────
 //!  socketpair, open exec.fifo
 //!  enter pid ns for children, fork ───────► reset signals, umask 0
-//!  put child in its cgroup                  wait for 'G'
+//!  put child in its cgroup (slow on v1:     join / unshare namespaces (not cgroup),
+//!    an RCU grace period), meanwhile:       keyring, hostname, domainname, mounts...
 //!  write oom_score_adj
-//!  send 'G' ──────────────────────────────► join / unshare namespaces, cgroupns
-//!                                           keyring, hostname, domainname
-//!                                           mounts, /dev
+//!  send 'G' ──────────────────────────────► (awaited at the first cgroup mount, or
+//!                                           after the mounts) unshare cgroupns
+//!                                           ...the rest of the mounts, /dev
 //!  (only with prestart, createRuntime or createContainer hooks:)
 //!  run prestart, createRuntime ◄─────────── 'H'
 //!  send 'h' + state ───────────────────────► run createContainer hooks
@@ -136,11 +137,14 @@ impl Pending {
         let pid = self.pid;
         let sock = self.sock.as_ref().expect("not committed yet");
         cfg.cgroup.add(pid.as_raw())?;
+        log::debug!("init {pid} placed in its cgroup");
         if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
         }
-        send(sock, b"G").map_err(crate::error::sys_err("send go to init"))?;
+        // An init that failed early has exited with its error queued on the socket: read it
+        // below rather than report the failed send.
+        let _ = send(sock, b"G");
 
         let mut buf = vec![0u8; MAX_MSG];
         let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
@@ -315,11 +319,24 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     // SAFETY: umask only sets a process attribute. Devices and dirs get exactly their modes.
     unsafe { libc::umask(0) };
 
-    wait_for(sock, b'G')?;
+    // `create` puts us in our cgroup meanwhile: on cgroup v1 the first migration waits for an
+    // RCU grace period (several ms), so the setup that does not depend on the cgroup goes on
+    // in parallel, and we wait for 'G' only where it matters: before the cgroup namespace
+    // (rooted at our cgroup) and the cgroup mounts, and before pivot_root at the latest.
+    // (Kernel objects made before that, such as the namespaces, are charged to the caller's
+    // cgroup, as they are with crun, whose clone makes them before placement.)
+    let placed = std::cell::Cell::new(false);
+    let in_cgroup = || -> Step {
+        if !placed.get() {
+            wait_for(sock, b'G')?;
+            cfg.namespaces
+                .enter_cgroup()
+                .map_err(|(op, e)| fail(op, "", e))?;
+            placed.set(true);
+        }
+        Ok(())
+    };
     cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
-    cfg.namespaces
-        .enter_cgroup()
-        .map_err(|(op, e)| fail(op, "", e))?;
     if !cfg.no_new_keyring {
         join_session_keyring(cfg.id)?;
     }
@@ -339,8 +356,10 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
         no_pivot: cfg.no_pivot,
+        in_cgroup: &in_cgroup,
     };
     mount::setup_rootfs(&fs)?;
+    in_cgroup()?;
     let hooks = cfg.spec.hooks().clone().unwrap_or_default();
     #[allow(deprecated)]
     let create_hooks = hooks.prestart().is_some()
