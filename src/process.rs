@@ -98,13 +98,7 @@ impl Drop for Pending {
 /// Fork the init. It waits for [`Pending::setup`]; `create` records its pid in between, so a
 /// `delete --force` after a crash finds it.
 pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
-    let (parent_sock, child_sock) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(crate::error::sys_err("socketpair"))?;
+    let (parent_sock, child_sock) = sync_pair()?;
     // Everything the child will execve with is built here, so an invalid string fails in
     // `create` rather than in the child.
     let exec = ExecPlan::new(cfg.spec.process().as_ref().expect("validated by create"))?;
@@ -239,13 +233,7 @@ pub struct ExecConfig<'a> {
 /// reused pid cannot redirect it) and its cgroup, becomes the process, and execs. Returns its
 /// pid once execve succeeded (the sync socket closes on exec), or its error.
 pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
-    let (parent_sock, child_sock) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(crate::error::sys_err("socketpair"))?;
+    let (parent_sock, child_sock) = sync_pair()?;
     let exec = ExecPlan::new(cfg.process)?;
     let pid = {
         let _pidns = if cfg.pid_namespace {
@@ -712,6 +700,18 @@ fn close_extra_fds(first: u32) -> Step {
     Errno::result(r)
         .map(drop)
         .map_err(|e| fail("close_range", "", e))
+}
+
+/// The socketpair a parent and its forked child sync over: one message per send, and both ends
+/// close-on-exec, so the child's closes when it execs.
+fn sync_pair() -> Result<(OwnedFd, OwnedFd)> {
+    socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(crate::error::sys_err("socketpair"))
 }
 
 fn send(sock: &OwnedFd, msg: &[u8]) -> std::result::Result<(), Errno> {

@@ -146,11 +146,7 @@ fn creating_then_stopped_when_the_creator_died() {
             .success()
     );
     // Simulate a create killed before it committed: the creator has exited.
-    let state_path = env.root.join(&id).join("state.json");
-    let mut st: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    st["committed"] = json!(false);
-    std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    env.edit_state(&id, |st| st["committed"] = json!(false));
     // The creator (the `cofferdam create` process) has exited, so this is stopped, not creating.
     assert_eq!(env.status(&id), "stopped");
     // Our own pid as creator: alive, so "creating".
@@ -164,12 +160,12 @@ fn creating_then_stopped_when_the_creator_died() {
         .unwrap()
         .parse()
         .unwrap();
-    st["creator_pid"] = json!(std::process::id());
-    st["creator_start"] = json!(start);
-    std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    env.edit_state(&id, |st| {
+        st["creator_pid"] = json!(std::process::id());
+        st["creator_start"] = json!(start);
+    });
     assert_eq!(env.status(&id), "creating");
-    st["committed"] = json!(true);
-    std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    env.edit_state(&id, |st| st["committed"] = json!(true));
     assert_eq!(env.status(&id), "created");
     assert!(env.cmd(&["delete", &id]).status.success());
     env.assert_nothing_left(&id);

@@ -209,11 +209,7 @@ fn a_reused_pid_is_never_signalled() {
     // space wrapped; here the bystander must at least not start in the init's tick.
     std::thread::sleep(Duration::from_millis(50));
     let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
-    let state_path = env.root.join(&id).join("state.json");
-    let mut st: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
-    st["pid"] = json!(bystander.id());
-    std::fs::write(&state_path, serde_json::to_vec(&st).unwrap()).unwrap();
+    env.edit_state(&id, |st| st["pid"] = json!(bystander.id()));
     assert_eq!(
         env.status(&id),
         "stopped",

@@ -145,6 +145,14 @@ impl Env {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Rewrite container `id`'s state file, to stand for what a crash or a reused pid leaves.
+    pub fn edit_state(&self, id: &str, f: impl FnOnce(&mut Value)) {
+        let path = self.root.join(id).join("state.json");
+        let mut st: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut st);
+        std::fs::write(&path, serde_json::to_vec(&st).unwrap()).unwrap();
+    }
+
     pub fn status(&self, id: &str) -> String {
         self.state(id)["status"].as_str().unwrap().to_string()
     }
