@@ -228,20 +228,8 @@ fn create(
         }
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
-    if terminal && opts.console_socket.is_none() && !opts.own_terminal {
-        return Err(Error::InvalidConfig(
-            "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
-        ));
-    }
-    for fd in 3..3 + opts.preserve_fds as i32 {
-        // SAFETY: F_GETFD only queries an fd number.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::InvalidConfig(format!(
-                "--preserve-fds {}: fd {fd} is not open",
-                opts.preserve_fds
-            )));
-        }
-    }
+    check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
+    check_preserved_fds(opts.preserve_fds)?;
     let namespaces = NamespacePlan::new(&spec)?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     log::debug!("create {id}: config checked");
@@ -571,10 +559,8 @@ impl Container {
         if !matches!(status, Status::Created | Status::Running) {
             return Err(self.bad_status("exec in", status));
         }
-        match process.args() {
-            Some(a) if !a.is_empty() && !a[0].is_empty() => {}
-            _ => return Err(Error::InvalidConfig("exec: the process has no args".into())),
-        }
+        crate::spec::check_args(process)?;
+        check_preserved_fds(opts.preserve_fds)?;
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
@@ -720,10 +706,32 @@ fn console_for(
             .map_err(sys_err("socketpair for the terminal"))?;
             Ok((Some(b), Some(a)))
         }
-        (true, None) => Err(Error::InvalidConfig(
-            "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
-        )),
+        (true, None) => check_console(terminal, socket, own).map(|()| (None, None)),
     }
+}
+
+/// A terminal must go somewhere: to the caller's console socket, or to this process.
+fn check_console(terminal: bool, socket: Option<&Path>, own: bool) -> Result<()> {
+    if terminal && socket.is_none() && !own {
+        return Err(Error::InvalidConfig(
+            "process.terminal is set: a --console-socket is needed to receive the terminal".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// fds 3 .. 3+N must be open in the caller: otherwise the runtime's own fds could take those
+/// numbers and reach the container.
+fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries an fd number.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::InvalidConfig(format!(
+                "--preserve-fds {n}: fd {fd} is not open"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// SIGKILL the init, if it is still alive, and wait until it is gone.

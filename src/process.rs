@@ -69,8 +69,8 @@ pub struct InitConfig<'a> {
 /// Messages bigger than this (a state JSON with huge annotations) are refused, not cut.
 const MAX_MSG: usize = 1 << 20;
 
-/// An init forked by `create`, until `create` commits it ([`Pending::commit`]). Dropping it
-/// before that kills and reaps the init.
+/// A child forked by `create` (the init) or `exec`, until `create` commits it
+/// ([`Pending::commit`]) or it execs. Dropping it before that kills and reaps it.
 pub struct Pending {
     pub pid: Pid,
     sock: Option<OwnedFd>,
@@ -84,6 +84,23 @@ impl Pending {
         send(&sock, &[b"C", state_json].concat())
             .map_err(crate::error::sys_err("send commit to init"))
     }
+}
+
+impl Pending {
+    /// The child is on its own now (it exec'd): dropping no longer kills it.
+    fn release(mut self) {
+        self.sock = None;
+    }
+}
+
+/// A child's 'E' message: the error it sent, or why it could not be read.
+fn decode_error(payload: &[u8]) -> InitError {
+    serde_json::from_slice(payload).unwrap_or_else(|e| InitError {
+        step: "decode the error of a child".into(),
+        path: String::new(),
+        errno: 0,
+        detail: e.to_string(),
+    })
 }
 
 impl Drop for Pending {
@@ -163,16 +180,7 @@ impl Pending {
         }
         match buf.first() {
             Some(b'R') if n == 1 => Ok(()),
-            Some(b'E') if n > 1 => {
-                let err: InitError =
-                    serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
-                        step: "decode init error".into(),
-                        path: String::new(),
-                        errno: 0,
-                        detail: e.to_string(),
-                    });
-                Err(Error::Init(err))
-            }
+            Some(b'E') if n > 1 => Err(Error::Init(decode_error(&buf[1..n]))),
             _ => Err(Error::Init(InitError {
                 step: "init exited during setup".into(),
                 path: String::new(),
@@ -251,40 +259,25 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
         }
     };
     drop(child_sock);
-    let kill = || {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(pid, None);
+    // Until the child has exec'd, dropping this kills and reaps it.
+    let child = Pending {
+        pid,
+        sock: Some(parent_sock),
     };
-    if let Err(e) = cfg.cgroup.add(pid.as_raw()) {
-        kill();
-        return Err(e);
-    }
-    send(&parent_sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
+    let sock = child.sock.as_ref().expect("set above");
+    cfg.cgroup.add(pid.as_raw())?;
+    send(sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
     let mut buf = vec![0u8; 8192];
-    match recv(&parent_sock, &mut buf) {
+    match recv(sock, &mut buf).map_err(crate::error::sys_err("receive from exec"))? {
         // EOF: the socket was closed by execve.
-        Ok(0) => Ok(pid),
-        Ok(n) if buf[0] == b'E' => {
-            let _ = nix::sys::wait::waitpid(pid, None);
-            Err(Error::Exec(
-                serde_json::from_slice(&buf[1..n]).unwrap_or_else(|e| InitError {
-                    step: "decode exec error".into(),
-                    path: String::new(),
-                    errno: 0,
-                    detail: e.to_string(),
-                }),
-            ))
+        0 => {
+            child.release();
+            Ok(pid)
         }
-        Ok(_) => {
-            kill();
-            Err(crate::error::sys_err("unexpected message from exec")(
-                Errno::EPROTO,
-            ))
-        }
-        Err(e) => {
-            kill();
-            Err(crate::error::sys_err("receive from exec")(e))
-        }
+        n if buf[0] == b'E' => Err(Error::Exec(decode_error(&buf[1..n]))),
+        _ => Err(crate::error::sys_err("unexpected message from exec")(
+            Errno::EPROTO,
+        )),
     }
 }
 

@@ -46,14 +46,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
-    match process.args() {
-        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
-        _ => {
-            return Err(Error::InvalidConfig(
-                "process.args must not be empty".into(),
-            ));
-        }
-    }
+    check_args(process)?;
     if !process.cwd().is_absolute() {
         return Err(Error::InvalidConfig(format!(
             "process.cwd {:?} must be an absolute path",
@@ -101,6 +94,16 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     Ok(rootfs)
+}
+
+/// A process must name a program: `args` with a non-empty first entry.
+pub fn check_args(process: &oci_spec::runtime::Process) -> Result<()> {
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => Ok(()),
+        _ => Err(Error::InvalidConfig(
+            "process.args must not be empty".into(),
+        )),
+    }
 }
 
 /// Accepts any 1.x.y (with an optional pre-release suffix): within a major version the spec

@@ -325,12 +325,7 @@ fn builder(
     root: &std::path::Path,
     own_terminal: bool,
 ) -> Result<ContainerBuilder, CliError> {
-    let preserve_fds = match a.get("preserve-fds") {
-        Some(n) => n
-            .parse()
-            .map_err(|_| CliError::Usage(format!("--preserve-fds: {n:?} is not a number")))?,
-        None => 0,
-    };
+    let preserve_fds = a.preserve_fds()?;
     Ok(ContainerBuilder::new(id)
         .state_root(root)
         .bundle(a.get("bundle").unwrap_or("."))
@@ -368,6 +363,16 @@ fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
 }
 
 impl Args {
+    /// `--preserve-fds N` (create, run, exec), 0 when absent.
+    fn preserve_fds(&self) -> Result<u32, CliError> {
+        match self.get("preserve-fds") {
+            Some(n) => n
+                .parse()
+                .map_err(|_| CliError::Usage(format!("--preserve-fds: {n:?} is not a number"))),
+            None => Ok(0),
+        }
+    }
+
     fn all(&self, name: &str) -> impl Iterator<Item = &str> {
         self.opts
             .iter()
@@ -475,12 +480,7 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
     if !detach {
         cofferdam::signal::block_forwarded()?;
     }
-    let preserve_fds = match a.get("preserve-fds") {
-        Some(n) => n
-            .parse()
-            .map_err(|_| usage(format!("--preserve-fds: {n:?} is not a number")))?,
-        None => 0,
-    };
+    let preserve_fds = a.preserve_fds()?;
     let opts = cofferdam::ExecOptions {
         console_socket: a.get("console-socket").map(PathBuf::from),
         own_terminal: !detach,

@@ -309,15 +309,9 @@ impl Cgroup {
                 first_err.get_or_insert(e);
                 continue;
             }
-            let mut p = d.path.parent();
-            while let Some(dir) = p {
-                if !dir.starts_with(top) {
-                    break;
-                }
-                if std::fs::remove_dir(dir).is_err() {
-                    break;
-                }
-                p = dir.parent();
+            // Parents another container still uses are busy: they stay, and that is fine.
+            if let Some(parent) = d.path.parent() {
+                let _ = remove_up(parent, top);
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -356,6 +350,7 @@ fn mkdir_chain(top: &Path, leaf: &Path, cpuset: bool) -> Result<()> {
     Ok(())
 }
 
+/// rmdir `leaf` and its parents up to `top`, stopping at the first that cannot go.
 fn remove_up(leaf: &Path, top: &Path) -> std::io::Result<()> {
     let mut p = Some(leaf);
     while let Some(dir) = p {
