@@ -37,7 +37,10 @@ counts() {
         st=$(sed 's/.*) //' "${f%/cgroup}/stat" 2>/dev/null | cut -c1) || continue
         [ -n "$st" ] && [ "$st" != Z ] && procs=$((procs + 1))
     done
-    procs=$((procs + $(pgrep -c -x cofferdam || true)))
+    # and any cofferdam process still running (by /proc, as pgrep may not be installed)
+    for c in /proc/[0-9]*/comm; do
+        [ "$(cat "$c" 2>/dev/null)" = cofferdam ] && procs=$((procs + 1))
+    done
     files=$(cut -f1 /proc/sys/fs/file-nr)
     echo "cgroups=$cg mounts=$mounts processes=$procs open-files=$files"
 }
@@ -61,8 +64,8 @@ t2=$(date +%s.%N)
 sleep 0.5 # let the subreaper reap the last inits
 after=$(counts)
 echo "after:  $after"
-printf 'sequential: %d cycles in %.1f s; parallel (8 at a time): %d cycles in %.1f s\n' \
-    "$seq_n" "$(echo "$t1 - $t0" | bc)" "$par_n" "$(echo "$t2 - $t1" | bc)"
+awk -v a="$t0" -v b="$t1" -v c="$t2" -v s="$seq_n" -v p="$par_n" 'BEGIN {
+    printf "sequential: %d cycles in %.1f s; parallel (8 at a time): %d cycles in %.1f s\n", s, b - a, p, c - b }'
 left=$(ls -A "$work/state" 2>/dev/null | wc -l)
 # Open files are machine-wide and move with unrelated activity; the rest must match exactly.
 strip() { sed 's/ open-files=.*//' <<<"$1"; }
