@@ -37,9 +37,14 @@ counts() {
         st=$(sed 's/.*) //' "${f%/cgroup}/stat" 2>/dev/null | cut -c1) || continue
         [ -n "$st" ] && [ "$st" != Z ] && procs=$((procs + 1))
     done
-    # and any cofferdam process still running (by /proc, as pgrep may not be installed)
-    for c in /proc/[0-9]*/comm; do
-        [ "$(cat "$c" 2>/dev/null)" = cofferdam ] && procs=$((procs + 1))
+    # and any cofferdam process still running (by /proc, as pgrep may not be installed). An init
+    # killed before its execve still has our name; once dead it waits as a zombie for the
+    # machine's reaper, which on some CI hosts is a pid 1 that never reaps, so zombies are not
+    # counted.
+    for d in /proc/[0-9]*; do
+        [ "$(cat "$d/comm" 2>/dev/null)" = cofferdam ] || continue
+        st=$(sed 's/.*) //' "$d/stat" 2>/dev/null | cut -c1) || continue
+        [ -n "$st" ] && [ "$st" != Z ] && procs=$((procs + 1)) && echo "live: $(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) state=$st" >&2
     done
     files=$(cut -f1 /proc/sys/fs/file-nr)
     echo "cgroups=$cg mounts=$mounts processes=$procs open-files=$files"
