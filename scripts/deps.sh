@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
-# a static busybox for rootfs fixtures, and runc to compare against. Safe to run again.
+# a static busybox for rootfs fixtures, runc to compare against, and ps(1) for `cofferdam ps`. Safe to run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
@@ -9,6 +9,8 @@ if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
 fi
 command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
+# `cofferdam ps` runs the host's ps(1), as runc does.
+command -v ps >/dev/null || need+=(procps)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,9 @@ use crate::namespaces::NamespacePlan;
 use crate::process::{self, InitConfig};
 use crate::state::{self, ContainerState, EXEC_FIFO, Persisted, Proc, Status};
 
+mod control;
+pub use control::Event;
+
 /// The state root runc-compatible tools expect for cofferdam.
 pub const DEFAULT_ROOT: &str = "/run/cofferdam";
 
@@ -258,6 +261,7 @@ fn create(
         cgroup: cgroup.clone(),
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
+        resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
     };
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
@@ -526,6 +530,11 @@ impl Container {
             Status::Running | Status::Paused | Status::Creating if force => {}
             s => return Err(self.bad_status("delete", s)),
         }
+        if status == Status::Paused {
+            // Frozen v1 tasks cannot die until thawed: kill everything, then thaw.
+            signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
+            st.cgroup.freeze(false)?;
+        }
         kill_and_wait(st.init())?;
         // Without a pid namespace of its own, processes can outlive the init.
         signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
@@ -757,7 +766,11 @@ fn kill_and_wait(init: Proc) -> Result<()> {
 /// Signal every process in the container's cgroup. They are ours: only the container's
 /// processes are in its cgroup.
 fn signal_cgroup(cg: &Cgroup, signal: Signal) -> Result<()> {
-    for pid in cg.procs()? {
+    // cgroup.kill leaves no window for a fork to escape; otherwise one pid at a time.
+    if signal == Signal::SIGKILL && cg.kill_all() {
+        return Ok(());
+    }
+    for pid in cg.all_procs()? {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
     Ok(())

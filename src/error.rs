@@ -73,6 +73,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("cgroup {path}: cannot write {value:?}: {source}")]
+    CgroupWrite {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+
     #[error("container init failed: {0}")]
     Init(InitError),
 

@@ -39,9 +39,10 @@ pub mod spec;
 pub mod state;
 pub mod terminal;
 
+pub use cgroups::Stats;
 pub use container::{
-    Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, ExecOptions, ExecProcess, exit_code,
-    validate_id,
+    Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, Event, ExecOptions, ExecProcess,
+    exit_code, validate_id,
 };
 pub use error::{Error, InitError, Result};
 pub use nix::sys::signal::Signal;

@@ -43,7 +43,7 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process, Spec};
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Phase};
 use crate::error::{Error, InitError, Result};
 use crate::mount::{self, FsContext, Step, fail};
 use crate::namespaces::NamespacePlan;
@@ -156,6 +156,16 @@ impl Pending {
         // An init that failed early has exited with its error queued on the socket: read it
         // below rather than report the failed send.
         let _ = send(sock, b"G");
+        // Limits go on while the init sets up; device rules once it has made its /dev, so
+        // that its mknods are not refused (runc also applies them after the rootfs is ready).
+        let resources = cfg
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref());
+        if let Some(r) = resources {
+            cfg.cgroup.apply(r, Phase::Limits)?;
+        }
 
         let mut buf = vec![0u8; MAX_MSG];
         let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
@@ -179,7 +189,10 @@ impl Pending {
             n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
         }
         match buf.first() {
-            Some(b'R') if n == 1 => Ok(()),
+            Some(b'R') if n == 1 => match resources {
+                Some(r) => cfg.cgroup.apply(r, Phase::Devices),
+                None => Ok(()),
+            },
             Some(b'E') if n > 1 => Err(Error::Init(decode_error(&buf[1..n]))),
             _ => Err(Error::Init(InitError {
                 step: "init exited during setup".into(),

@@ -69,6 +69,9 @@ pub struct Persisted {
     /// The config's process: what `exec` starts from (user, env, cwd, capabilities...).
     #[serde(default)]
     pub process: Option<oci_spec::runtime::Process>,
+    /// The resources in force: the config's, with what `update` changed since.
+    #[serde(default)]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.
@@ -235,7 +238,9 @@ impl Persisted {
         if !self.init().alive() {
             return Status::Stopped;
         }
-        if dir.join(EXEC_FIFO).exists() {
+        if self.cgroup.frozen() {
+            Status::Paused
+        } else if dir.join(EXEC_FIFO).exists() {
             Status::Created
         } else {
             Status::Running

@@ -18,6 +18,12 @@ commands:
   exec [-t] [-d] [-e K=V] [-u UID[:GID]] [-g GID] [--cwd DIR] [--cap CAP] [-p process.json] ID [--] COMMAND...
   kill [-a] ID [SIGNAL]
   delete [-f] ID
+  pause ID | resume ID
+  update [-r FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N] [--cpu-share N]
+         [--cpu-quota N] [--cpu-period N] [--cpu-burst N] [--cpu-rt-period N] [--cpu-rt-runtime N]
+         [--cpuset-cpus L] [--cpuset-mems L] [--blkio-weight N] [--pids-limit N] ID
+  events [--stats] [--interval D] ID
+  ps [-f table|json] ID [PS-OPTIONS...]
   list [-f table|json] [-q]
   spec [-b DIR]
 ";
@@ -90,6 +96,29 @@ const EXEC: &[Opt] = &[
 const DELETE: &[Opt] = &[flag(&["force", "f"])];
 const LIST: &[Opt] = &[val(&["format", "f"]), flag(&["quiet", "q"])];
 const SPEC: &[Opt] = &[val(&["bundle", "b"]), flag(&["rootless"])];
+const UPDATE: &[Opt] = &[
+    val(&["resources", "r"]),
+    val(&["memory"]),
+    val(&["memory-swap"]),
+    val(&["memory-reservation"]),
+    val(&["kernel-memory"]),
+    val(&["kernel-memory-tcp"]),
+    val(&["cpu-share"]),
+    val(&["cpu-quota"]),
+    val(&["cpu-period"]),
+    val(&["cpu-burst"]),
+    val(&["cpu-rt-period"]),
+    val(&["cpu-rt-runtime"]),
+    val(&["cpu-idle"]),
+    val(&["cpuset-cpus"]),
+    val(&["cpuset-mems"]),
+    val(&["blkio-weight"]),
+    val(&["pids-limit"]),
+    val(&["l3-cache-schema"]),
+    val(&["mem-bw-schema"]),
+];
+const EVENTS: &[Opt] = &[flag(&["stats"]), val(&["interval"])];
+const PS: &[Opt] = &[val(&["format", "f"])];
 const NONE: &[Opt] = &[];
 
 /// Parsed options (by first spelling) and positional arguments.
@@ -257,7 +286,9 @@ fn table_for(cmd: &str) -> Option<&'static [Opt]> {
         "delete" => DELETE,
         "list" => LIST,
         "spec" => SPEC,
-        "start" | "state" => NONE,
+        "start" | "state" | "pause" | "resume" => NONE,
+        "update" => UPDATE,
+        "events" => EVENTS,
         _ => return None,
     })
 }
@@ -265,6 +296,9 @@ fn table_for(cmd: &str) -> Option<&'static [Opt]> {
 fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
     if cmd == "exec" {
         return exec(rest, root);
+    }
+    if cmd == "ps" {
+        return ps(rest, root);
     }
     let table =
         table_for(cmd).ok_or_else(|| CliError::Usage(format!("unknown command {cmd:?}")))?;
@@ -295,6 +329,13 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
             Container::delete_id(root, &one_id(&a, cmd)?, a.has("force"))?;
         }
         "list" => list(&a, root)?,
+        "pause" => Container::load(root, &one_id(&a, cmd)?)?.pause()?,
+        "resume" => Container::load(root, &one_id(&a, cmd)?)?.resume()?,
+        "update" => {
+            let c = Container::load(root, &one_id(&a, cmd)?)?;
+            c.update(&update_resources(&a)?)?;
+        }
+        "events" => events(&a, root)?,
         "spec" => {
             let dir = PathBuf::from(a.get("bundle").unwrap_or("."));
             let path = dir.join("config.json");
@@ -632,4 +673,279 @@ impl log::Log for Log {
     }
 
     fn flush(&self) {}
+}
+
+/// `update`'s resources: the JSON of `-r FILE` (or stdin with `-`), else runc's per-field flags.
+fn update_resources(a: &Args) -> Result<cofferdam::oci_spec::runtime::LinuxResources, CliError> {
+    use cofferdam::oci_spec::runtime::{
+        LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources,
+    };
+    if let Some(file) = a.get("resources") {
+        let data = if file == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+        } else {
+            std::fs::read(file)
+        }
+        .map_err(|source| Error::ReadConfig {
+            path: file.into(),
+            source,
+        })?;
+        return serde_json::from_slice(&data).map_err(|e| {
+            Error::MalformedConfig {
+                path: file.into(),
+                line: e.line(),
+                column: e.column(),
+                msg: e.to_string(),
+            }
+            .into()
+        });
+    }
+    let bad = |name: &str, v: &str| CliError::Usage(format!("update: --{name} {v:?} is not valid"));
+    let num = |name: &str| -> Result<Option<i64>, CliError> {
+        a.get(name)
+            .map(|v| v.parse::<i64>().map_err(|_| bad(name, v)))
+            .transpose()
+    };
+    let unum = |name: &str| -> Result<Option<u64>, CliError> {
+        a.get(name)
+            .map(|v| v.parse::<u64>().map_err(|_| bad(name, v)))
+            .transpose()
+    };
+    let bytes = |name: &str| -> Result<Option<i64>, CliError> {
+        a.get(name)
+            .map(|v| ram_in_bytes(v).ok_or_else(|| bad(name, v)))
+            .transpose()
+    };
+    for unsupported in ["l3-cache-schema", "mem-bw-schema"] {
+        if a.has(unsupported) {
+            return Err(Error::Unsupported(format!(
+                "update --{unsupported}: Intel RDT is not supported"
+            ))
+            .into());
+        }
+    }
+    let mut r = LinuxResources::default();
+    let mut mem = LinuxMemory::default();
+    let mut any_mem = false;
+    for (name, set) in [
+        (
+            "memory",
+            LinuxMemory::set_limit as fn(&mut LinuxMemory, Option<i64>) -> &mut LinuxMemory,
+        ),
+        ("memory-swap", LinuxMemory::set_swap),
+        ("memory-reservation", LinuxMemory::set_reservation),
+        ("kernel-memory", LinuxMemory::set_kernel),
+        ("kernel-memory-tcp", LinuxMemory::set_kernel_tcp),
+    ] {
+        if let Some(v) = bytes(name)? {
+            set(&mut mem, Some(v));
+            any_mem = true;
+        }
+    }
+    if any_mem {
+        r.set_memory(Some(mem));
+    }
+    let mut cpu = LinuxCpu::default();
+    let mut any_cpu = false;
+    if let Some(v) = unum("cpu-share")? {
+        cpu.set_shares(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = num("cpu-quota")? {
+        cpu.set_quota(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = unum("cpu-period")? {
+        cpu.set_period(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = unum("cpu-burst")? {
+        cpu.set_burst(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = unum("cpu-rt-period")? {
+        cpu.set_realtime_period(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = num("cpu-rt-runtime")? {
+        cpu.set_realtime_runtime(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = num("cpu-idle")? {
+        cpu.set_idle(Some(v));
+        any_cpu = true;
+    }
+    if let Some(v) = a.get("cpuset-cpus") {
+        cpu.set_cpus(Some(v.into()));
+        any_cpu = true;
+    }
+    if let Some(v) = a.get("cpuset-mems") {
+        cpu.set_mems(Some(v.into()));
+        any_cpu = true;
+    }
+    if any_cpu {
+        r.set_cpu(Some(cpu));
+    }
+    if let Some(v) = a.get("blkio-weight") {
+        let w = v.parse::<u16>().map_err(|_| bad("blkio-weight", v))?;
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        r.set_block_io(Some(b));
+    }
+    if let Some(v) = num("pids-limit")? {
+        let mut p = LinuxPids::default();
+        p.set_limit(v);
+        r.set_pids(Some(p));
+    }
+    Ok(r)
+}
+
+/// A size as runc's flags take it: bytes, or a number with k, m, g, t or p (powers of 1024,
+/// with or without a trailing b, any case); -1 for unlimited.
+fn ram_in_bytes(s: &str) -> Option<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Some(-1);
+    }
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        't' => (&t[..t.len() - 1], 40),
+        'p' => (&t[..t.len() - 1], 50),
+        _ => (t, 0),
+    };
+    let n: f64 = num.trim().parse().ok().filter(|n: &f64| *n >= 0.0)?;
+    Some((n * (1u64 << shift) as f64) as i64)
+}
+
+/// `events`: one stats event with `--stats`, else a stream (stats every `--interval`, default
+/// 5s, and OOM events) until the container stops.
+fn events(a: &Args, root: &std::path::Path) -> Result<(), CliError> {
+    let c = Container::load(root, &one_id(a, "events")?)?;
+    let print = |e: &cofferdam::Event| {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, e)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    if a.has("stats") {
+        let e = cofferdam::Event {
+            kind: "stats",
+            id: c.id().to_string(),
+            data: Some(c.stats()?),
+        };
+        print(&e).map_err(|source| Error::Io {
+            op: "write",
+            path: "stdout".into(),
+            source,
+        })?;
+        return Ok(());
+    }
+    let interval = match a.get("interval") {
+        Some(d) => parse_duration(d).ok_or_else(|| {
+            CliError::Usage(format!(
+                "events: --interval {d:?} is not a duration like 5s or 500ms"
+            ))
+        })?,
+        None => std::time::Duration::from_secs(5),
+    };
+    c.events(interval, print)?;
+    Ok(())
+}
+
+/// A Go-style duration: a number with ns, us, ms, s, m or h (`1m30s` included).
+fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..n].parse().ok()?;
+        let unit_len = rest[n..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - n);
+        let scale = match &rest[n..n + unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[n + unit_len..];
+    }
+    (total > 0.0).then(|| std::time::Duration::from_secs_f64(total))
+}
+
+/// `ps`: with `-f json` the container's pids as a JSON array; else the host's `ps` (with the
+/// given options, `-ef` by default) filtered to the container's processes, as runc does.
+fn ps(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
+    let usage = |e: String| CliError::Usage(format!("ps: {e}"));
+    let (a, i) = parse(rest, PS, true).map_err(usage)?;
+    let id = rest
+        .get(i)
+        .ok_or_else(|| usage("a container id is required".into()))?;
+    // Everything after the id belongs to ps(1).
+    let mut ps_args: Vec<String> = rest[i + 1..].to_vec();
+    if ps_args.first().is_some_and(|a| a == "--") {
+        ps_args.remove(0);
+    }
+    let format = a.get("format").unwrap_or("table").to_string();
+    let pids = Container::load(root, id)?.processes()?;
+    match format.as_str() {
+        "json" => {
+            println!("{}", serde_json::to_string(&pids).expect("pids serialize"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        "table" => {}
+        f => return Err(usage(format!("unknown format {f:?} (table or json)"))),
+    }
+    if ps_args.is_empty() {
+        ps_args.push("-ef".into());
+    }
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| Error::Io {
+            op: "run",
+            path: "ps".into(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(Error::Unsupported(format!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+        .into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "ps {}: its output has no PID column",
+                ps_args.join(" ")
+            ))
+        })?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{header}");
+    for l in lines {
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            let _ = writeln!(stdout, "{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

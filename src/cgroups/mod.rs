@@ -8,10 +8,18 @@
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
+use oci_spec::runtime::{LinuxRdma, LinuxResources};
 use procfs::FromRead;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+pub mod devices;
+pub mod stats;
+mod v1;
+pub mod v2;
+
+pub use stats::Stats;
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,12 +268,282 @@ impl Cgroup {
         for d in &self.dirs {
             let Some(top) = &d.created_from else { continue };
             let cpuset = d.controllers.split(',').any(|c| c == "cpuset");
-            if let Err(e) = mkdir_chain(top, &d.path, cpuset) {
+            let made = mkdir_chain(top, &d.path, cpuset).and_then(|()| {
+                if d.v2 {
+                    enable_controllers(top, &d.path)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = made {
                 let _ = self.remove();
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// The directory that serves controller `ctrl` (named as on v1): the v1 hierarchy that
+    /// has it, else the cgroup2 directory when the controller is enabled there. On a hybrid
+    /// host this is how `hugetlb` is found on the cgroup2 mount while `memory` stays on v1.
+    fn home(&self, ctrl: &str) -> Option<&CgroupDir> {
+        if let Some(d) = self
+            .dirs
+            .iter()
+            .find(|d| !d.v2 && d.controllers.split(',').any(|c| c == ctrl))
+        {
+            return Some(d);
+        }
+        let v2_name = if ctrl == "blkio" { "io" } else { ctrl };
+        self.dirs.iter().find(|d| {
+            d.v2 && read_file(&d.path, "cgroup.controllers")
+                .is_ok_and(|s| s.split_whitespace().any(|c| c == v2_name))
+        })
+    }
+
+    fn v2_dir(&self) -> Option<&CgroupDir> {
+        self.dirs.iter().find(|d| d.v2)
+    }
+
+    /// Like [`Cgroup::home`], but a missing controller is an error naming what needed it.
+    fn need(&self, ctrl: &str, what: &str) -> Result<&CgroupDir> {
+        self.home(ctrl).ok_or_else(|| {
+            // On cgroup2, the first ancestor we did not make decides what reaches us.
+            let hint = match self.v2_dir() {
+                Some(d) => {
+                    let top = d.created_from.as_deref().unwrap_or(&d.path);
+                    format!(
+                        "; on cgroup v2 it must be enabled in {}",
+                        top.parent()
+                            .unwrap_or(top)
+                            .join("cgroup.subtree_control")
+                            .display()
+                    )
+                }
+                None => String::new(),
+            };
+            Error::Unsupported(format!(
+                "linux.resources.{what} needs the {ctrl} cgroup controller, which this host does not provide{hint}"
+            ))
+        })
+    }
+
+    /// Apply resource limits: `Phase::Limits` while the init sets up (it is already in the
+    /// cgroup), `Phase::Devices` once it has made its /dev (its mknods must not be refused),
+    /// before the container's process runs. `update` uses `Phase::All`.
+    pub fn apply(&self, res: &LinuxResources, phase: Phase) -> Result<()> {
+        if phase != Phase::Devices {
+            self.apply_limits(res)?;
+        }
+        if phase != Phase::Limits
+            && let Some(rules) = devices::rules(res.devices().as_ref())?
+        {
+            match self.home("devices") {
+                Some(d) if !d.v2 => v1::devices(&d.path, &rules)?,
+                // cgroup2 has no devices controller: a BPF program does its job.
+                _ => match self.v2_dir() {
+                    Some(d) => devices::apply_v2(&d.path, &rules)?,
+                    None => {
+                        self.need("devices", "devices")?;
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_limits(&self, res: &LinuxResources) -> Result<()> {
+        if let Some(m) = res.memory() {
+            let d = self.need("memory", "memory")?;
+            if d.v2 {
+                v2::memory(&d.path, m)?
+            } else {
+                v1::memory(&d.path, m)?
+            }
+        }
+        if let Some(c) = res.cpu() {
+            let cpu = c.shares().is_some()
+                || c.quota().is_some()
+                || c.period().is_some()
+                || c.burst().is_some()
+                || c.idle().is_some()
+                || c.realtime_period().is_some()
+                || c.realtime_runtime().is_some();
+            if cpu {
+                let d = self.need("cpu", "cpu")?;
+                if d.v2 {
+                    v2::cpu(&d.path, c)?
+                } else {
+                    v1::cpu(&d.path, c)?
+                }
+            }
+            if c.cpus().is_some() || c.mems().is_some() {
+                let d = self.need("cpuset", "cpu.cpus/mems")?;
+                if d.v2 {
+                    v2::cpuset(&d.path, c)?
+                } else {
+                    v1::cpuset(&d.path, c)?
+                }
+            }
+        }
+        if let Some(p) = res.pids() {
+            let d = self.need("pids", "pids")?;
+            if d.v2 {
+                v2::pids(&d.path, p.limit())?
+            } else {
+                v1::pids(&d.path, p.limit())?
+            }
+        }
+        if let Some(b) = res.block_io() {
+            let d = self.need("blkio", "blockIO")?;
+            if d.v2 {
+                v2::io(&d.path, b)?
+            } else {
+                v1::blkio(&d.path, b)?
+            }
+        }
+        if let Some(h) = res.hugepage_limits().as_ref().filter(|h| !h.is_empty()) {
+            for l in h {
+                page_size(l.page_size())?;
+            }
+            let d = self.need("hugetlb", "hugepageLimits")?;
+            if d.v2 {
+                v2::hugetlb(&d.path, h)?
+            } else {
+                v1::hugetlb(&d.path, h)?
+            }
+        }
+        if let Some(n) = res.network() {
+            // v1 only: cgroup2 has neither controller (runc ignores them there too).
+            if n.class_id().is_some() {
+                match self.home("net_cls") {
+                    Some(d) if !d.v2 => v1::net_cls(&d.path, n)?,
+                    _ if self.v2_dir().is_some() => {
+                        log::warn!("network.classID has no cgroup v2 equivalent: ignored")
+                    }
+                    _ => {
+                        self.need("net_cls", "network.classID")?;
+                    }
+                }
+            }
+            if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+                match self.home("net_prio") {
+                    Some(d) if !d.v2 => v1::net_prio(&d.path, n)?,
+                    _ if self.v2_dir().is_some() => {
+                        log::warn!("network.priorities has no cgroup v2 equivalent: ignored")
+                    }
+                    _ => {
+                        self.need("net_prio", "network.priorities")?;
+                    }
+                }
+            }
+        }
+        if let Some(r) = res.rdma().as_ref().filter(|r| !r.is_empty()) {
+            let d = self.need("rdma", "rdma")?;
+            if d.v2 {
+                v2::rdma(&d.path, r)?
+            } else {
+                v1::rdma(&d.path, r)?
+            }
+        }
+        if let Some(u) = res.unified().as_ref().filter(|u| !u.is_empty()) {
+            let Some(d) = self.v2_dir() else {
+                return Err(Error::Unsupported(
+                    "linux.resources.unified needs cgroup v2, which this host does not mount"
+                        .into(),
+                ));
+            };
+            v2::unified(&d.path, u)?;
+        }
+        Ok(())
+    }
+
+    /// The directory whose freezer pauses the container: the v1 freezer where there is one,
+    /// else cgroup2's `cgroup.freeze` (a core feature, not a controller).
+    fn freezer(&self) -> Option<&CgroupDir> {
+        self.dirs
+            .iter()
+            .find(|d| !d.v2 && d.controllers.split(',').any(|c| c == "freezer"))
+            .or_else(|| self.v2_dir())
+    }
+
+    /// Freeze (pause) or thaw (resume) every process of the container, and wait until the
+    /// kernel has done it.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match self.freezer() {
+            Some(d) if d.v2 => v2::freeze(&d.path, frozen),
+            Some(d) => v1::freeze(&d.path, frozen),
+            None => Err(Error::Unsupported(
+                "pause needs the freezer: no v1 freezer hierarchy and no cgroup2 is mounted".into(),
+            )),
+        }
+    }
+
+    /// Whether the container is paused (a freeze was asked for; a cgroup still freezing
+    /// counts, since its processes are being stopped).
+    pub fn frozen(&self) -> bool {
+        match self.freezer() {
+            Some(d) if d.v2 => v2::freeze_requested(&d.path),
+            Some(d) => v1::frozen(&d.path),
+            None => false,
+        }
+    }
+
+    /// What the container's cgroup measures, in runc's `events --stats` shape.
+    pub fn stats(&self) -> Stats {
+        let mut st = Stats::default();
+        for ctrl in [
+            "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "hugetlb",
+        ] {
+            match self.home(ctrl) {
+                Some(d) if d.v2 => v2::stats(&d.path, ctrl, &mut st),
+                Some(d) => v1::stats(&d.path, ctrl, &mut st),
+                // cpu.stat is always there on cgroup2, with or without the cpu controller.
+                None if ctrl == "cpu" && self.home("cpuacct").is_none() => {
+                    if let Some(d) = self.v2_dir() {
+                        v2::stats(&d.path, ctrl, &mut st)
+                    }
+                }
+                None => {}
+            }
+        }
+        st
+    }
+
+    /// How many processes of the container the OOM killer has killed so far.
+    pub fn oom_kills(&self) -> u64 {
+        match self.home("memory") {
+            Some(d) if d.v2 => v2::oom_kills(&d.path),
+            Some(d) => v1::oom_kills(&d.path),
+            None => 0,
+        }
+    }
+
+    /// SIGKILL every process in the cgroup in one step where the kernel can (`cgroup.kill`,
+    /// Linux 5.14+, v2): no process can fork away from it. Returns false when it could not.
+    pub fn kill_all(&self) -> bool {
+        self.v2_dir()
+            .is_some_and(|d| write_file(&d.path, "cgroup.kill", "1").is_ok())
+    }
+
+    /// Every pid in the cgroup and the cgroups below it (which the container may make).
+    pub fn all_procs(&self) -> Result<Vec<i32>> {
+        let Some(d) = self.dirs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![d.path.clone()];
+        while let Some(dir) = stack.pop() {
+            out.extend(read_procs(&dir)?);
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// Move a process into the cgroup in every hierarchy.
@@ -284,18 +562,9 @@ impl Cgroup {
 
     /// The pids in the cgroup (read from its first hierarchy).
     pub fn procs(&self) -> Result<Vec<i32>> {
-        let Some(d) = self.dirs.first() else {
-            return Ok(Vec::new());
-        };
-        let procs = d.path.join("cgroup.procs");
-        match std::fs::read_to_string(&procs) {
-            Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(Error::Cgroup {
-                op: "read",
-                path: procs,
-                source,
-            }),
+        match self.dirs.first() {
+            Some(d) => read_procs(&d.path),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -316,6 +585,117 @@ impl Cgroup {
         }
         first_err.map_or(Ok(()), Err)
     }
+}
+
+/// Which part of the resources [`Cgroup::apply`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Limits,
+    Devices,
+    All,
+}
+
+fn read_procs(dir: &Path) -> Result<Vec<i32>> {
+    let procs = dir.join("cgroup.procs");
+    match std::fs::read_to_string(&procs) {
+        Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(Error::Cgroup {
+            op: "read",
+            path: procs,
+            source,
+        }),
+    }
+}
+
+pub(crate) fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(|source| Error::CgroupWrite {
+        path,
+        value: value.to_string(),
+        source,
+    })
+}
+
+pub(crate) fn read_file(dir: &Path, file: &str) -> Result<String> {
+    let path = dir.join(file);
+    std::fs::read_to_string(&path).map_err(|source| Error::Cgroup {
+        op: "read",
+        path,
+        source,
+    })
+}
+
+/// Poll `done` for up to ~2 s (freezing waits for every task to stop). A timeout is
+/// `Error::Sys` with ETIMEDOUT; callers name the file.
+fn wait_for(mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let mut delay = std::time::Duration::from_micros(100);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !done()? {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Sys {
+                op: "wait for the cgroup",
+                errno: nix::errno::Errno::ETIMEDOUT,
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// `pids.limit` as the file wants it: a positive limit as is, 0 or less is no limit (runc).
+fn pids_max(limit: i64) -> String {
+    if limit > 0 {
+        limit.to_string()
+    } else {
+        "max".into()
+    }
+}
+
+/// A huge page size as the kernel names it in cgroup files (`2MB`, `1GB`, `64KB`).
+fn page_size(s: &str) -> Result<&str> {
+    let ok = s
+        .strip_suffix("KB")
+        .or_else(|| s.strip_suffix("MB"))
+        .or_else(|| s.strip_suffix("GB"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(s)
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "linux.resources.hugepageLimits pageSize {s:?} is not like 2MB or 1GB"
+        )))
+    }
+}
+
+fn rdma_line(dev: &str, l: &LinuxRdma) -> String {
+    let mut line = dev.to_string();
+    if let Some(h) = l.hca_handles() {
+        line += &format!(" hca_handle={h}");
+    }
+    if let Some(o) = l.hca_objects() {
+        line += &format!(" hca_object={o}");
+    }
+    line
+}
+
+/// cgroup2 hands a controller to a child only when the parent lists it in
+/// `cgroup.subtree_control`. Enable, in the directories we made above the leaf, every
+/// controller they have, as runc does. Ancestors we did not make are not touched: what they
+/// do not pass down is reported when a resource needs it.
+fn enable_controllers(top: &Path, leaf: &Path) -> Result<()> {
+    let mut dir = top.to_path_buf();
+    let rel = leaf.strip_prefix(top).unwrap_or(Path::new(""));
+    for c in rel.components() {
+        let avail = read_file(&dir, "cgroup.controllers")?;
+        let want: Vec<String> = avail.split_whitespace().map(|c| format!("+{c}")).collect();
+        if !want.is_empty() {
+            write_file(&dir, "cgroup.subtree_control", &want.join(" "))?;
+        }
+        dir.push(c);
+    }
+    Ok(())
 }
 
 /// Make `top` and every directory below it down to `leaf` (an existing one is fine).

@@ -1,0 +1,453 @@
+//! Resource limits proved by the kernel, on whatever layout the host has (v1 or hybrid here;
+//! pure cgroup v2 in the VM pass of scripts/test-v2.sh): OOM kills, a pids limit stopping a
+//! fork bomb, cpu throttling, device rules, pause/resume, update, events --stats, ps.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Pure cgroup v2 host?
+fn unified() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The host directory of `pid`'s cgroup for controller `ctrl`, from the kernel's own
+/// `/proc/PID/cgroup` (so the test does not trust the runtime to say where it put it).
+fn cgroup_dir(pid: i32, ctrl: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let path = path.trim_start_matches('/');
+        if unified() && ctrls.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(path);
+        }
+        if ctrls.split(',').any(|c| c == ctrl) {
+            return PathBuf::from("/sys/fs/cgroup").join(ctrl).join(path);
+        }
+    }
+    panic!("pid {pid} has no {ctrl} cgroup: {text}");
+}
+
+fn read(dir: &std::path::Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_string()
+}
+
+/// A "key value" line of a cgroup file.
+fn keyed(dir: &std::path::Path, file: &str, key: &str) -> u64 {
+    read(dir, file)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {}", dir.join(file).display()))
+}
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// create + start in the background; returns the init's pid.
+fn start(env: &Env, b: &Bundle, id: &str) -> i32 {
+    ok(
+        &env.cmd(&["create", "--bundle", b.path_str(), id]),
+        "create",
+    );
+    ok(&env.cmd(&["start", id]), "start");
+    env.state(id)["pid"].as_i64().unwrap() as i32
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn memory_limit_gets_the_process_oom_killed() {
+    let env = Env::new("oom");
+    let script = "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
+                  dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo status=$?";
+    let mut b = env.bundle("b", &["sh", "-c", script]);
+    // swap == limit: no swap to escape to.
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    b.save();
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    // The container's own /sys/fs/cgroup shows its cgroup, with its limit.
+    assert!(out.contains(&(32u64 << 20).to_string()), "{out}");
+    // 128 + SIGKILL: the OOM killer, not an allocation failure.
+    assert!(out.contains("status=137"), "dd was not OOM-killed: {out}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn disable_oom_killer_keeps_the_process_alive_under_oom() {
+    if unified() {
+        eprintln!("cgroup v2 has no way to disable the OOM killer (ignored there, as by runc)");
+        return;
+    }
+    let env = Env::new("nooom");
+    let mut b = env.bundle(
+        "b",
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+    );
+    b.config["linux"]["resources"]["memory"] =
+        json!({"limit": 32 << 20, "swap": 32 << 20, "disableOOMKiller": true});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "memory");
+    wait_until("under_oom 1", || {
+        keyed(&dir, "memory.oom_control", "under_oom") == 1
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(env.status(&id), "running", "the process must wait, not die");
+    assert_eq!(keyed(&dir, "memory.oom_control", "oom_kill"), 0);
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb_at_the_limit() {
+    let env = Env::new("pids");
+    // The subshell dies at the first fork the kernel refuses; the sleeps it made live on,
+    // and the init then execs without forking.
+    let mut b = env.bundle(
+        "b",
+        &["sh", "-c", "(while :; do sleep 1000 & done) 2>/dev/null; exec sleep 1000"],
+    );
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 8});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "pids");
+    assert_eq!(read(&dir, "pids.max"), "8");
+    wait_until("the fork bomb to hit the limit", || {
+        keyed(&dir, "pids.events", "max") > 0
+    });
+    let current: u64 = read(&dir, "pids.current").parse().unwrap();
+    assert!(current <= 8, "pids.current {current} > limit");
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn cpu_quota_throttles_and_events_stats_shows_it() {
+    let env = Env::new("cpuquota");
+    let mut b = env.bundle("b", &["sh", "-c", "while :; do :; done"]);
+    b.config["linux"]["resources"]["cpu"] =
+        json!({"quota": 10000, "period": 100000, "shares": 512});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "cpu");
+    if unified() {
+        assert_eq!(read(&dir, "cpu.max"), "10000 100000");
+        // shares 512 → weight 1 + (510 * 9999) / 262142 = 20, runc's conversion
+        assert_eq!(read(&dir, "cpu.weight"), "20");
+    } else {
+        assert_eq!(read(&dir, "cpu.cfs_quota_us"), "10000");
+        assert_eq!(read(&dir, "cpu.shares"), "512");
+    }
+    wait_until("throttling", || {
+        keyed(&dir, "cpu.stat", "nr_throttled") >= 3
+    });
+    let out = ok(&env.cmd(&["events", "--stats", &id]), "events --stats");
+    let ev: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    let t = &ev["data"]["cpu"]["throttling"];
+    assert!(t["throttledPeriods"].as_u64().unwrap() >= 3, "{ev}");
+    assert!(
+        ev["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn device_rules_are_enforced_after_the_init_made_its_nodes() {
+    let env = Env::new("devices");
+    // cat, not a redirection of `:`: a special builtin's failed redirection ends the shell.
+    let script = "echo cofferdam-test > /dev/kmsg && echo kmsg-write-ok; \
+                  cat /dev/loop-control || echo loop-control-denied; \
+                  cat /dev/null && echo null-ok";
+    let mut b = env.bundle("b", &["sh", "-c", script]);
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600},
+        {"path": "/dev/loop-control", "type": "c", "major": 10, "minor": 237, "fileMode": 0o600}
+    ]);
+    // The spec's default deny-all, then kmsg for writing only; loop-control has no rule.
+    b.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ]);
+    b.save();
+    let id = env.id("c");
+    let (code, out, err) = env.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("kmsg-write-ok"), "{out}{err}");
+    assert!(out.contains("loop-control-denied"), "{out}{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(
+        out.contains("null-ok"),
+        "default devices stay allowed: {out}{err}"
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn pause_stops_progress_and_resume_restarts_it() {
+    let env = Env::new("pause");
+    let b = env.bundle("b", &["sh", "-c", "while :; do :; done"]);
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    ok(&env.cmd(&["pause", &id]), "pause");
+    assert_eq!(env.status(&id), "paused");
+    let t0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cpu_ticks(pid), t0, "a paused process ran");
+    // exec into a paused container is refused, as runc does.
+    let out = env.cmd(&["exec", &id, "true"]);
+    assert!(!out.status.success());
+    ok(&env.cmd(&["resume", &id]), "resume");
+    assert_eq!(env.status(&id), "running");
+    wait_until("progress after resume", || cpu_ticks(pid) > t0);
+    let out = env.cmd(&["resume", &id]);
+    assert!(!out.status.success(), "resume of a running container");
+    // A paused container can be deleted with --force.
+    ok(&env.cmd(&["pause", &id]), "pause");
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn update_changes_live_limits() {
+    let env = Env::new("update");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 2});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let pids = cgroup_dir(pid, "pids");
+    let mem = cgroup_dir(pid, "memory");
+    // With 2 pids, an exec'd shell (the 2nd) cannot fork a 3rd.
+    let forks = |env: &Env| {
+        let out = env.cmd(&["exec", &id, "sh", "-c", "sleep 0 & wait && echo forked"]);
+        String::from_utf8_lossy(&out.stdout).contains("forked")
+    };
+    assert!(!forks(&env), "the pids limit of 2 let a 3rd process fork");
+
+    ok(
+        &env.cmd(&["update", "--pids-limit", "10", "--memory", "64m", &id]),
+        "update",
+    );
+    assert_eq!(read(&pids, "pids.max"), "10");
+    assert!(forks(&env), "a raised pids limit still refuses the fork");
+    let limit_file = if unified() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(read(&mem, limit_file), (64u64 << 20).to_string());
+
+    // The JSON form, as podman and containerd send it, from a file and from stdin.
+    let res = env.dir.join("res.json");
+    std::fs::write(&res, r#"{"pids": {"limit": 5}}"#).unwrap();
+    ok(
+        &env.cmd(&["update", "--resources", res.to_str().unwrap(), &id]),
+        "update -r",
+    );
+    assert_eq!(read(&pids, "pids.max"), "5");
+    assert_eq!(
+        read(&mem, limit_file),
+        (64u64 << 20).to_string(),
+        "memory kept"
+    );
+
+    let out = env.cmd(&["update", "--pids-limit", "many", &id]);
+    assert!(!out.status.success());
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    let out = env.cmd(&["update", "--pids-limit", "5", &id]);
+    assert!(!out.status.success(), "update of a deleted container");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn events_stats_report_memory_and_pids_and_ps_lists_the_processes() {
+    let env = Env::new("events");
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/shm/f bs=1M count=20 2>/dev/null; sleep 1000 & exec sleep 1000",
+        ],
+    );
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let pids_dir = cgroup_dir(pid, "pids");
+    // The init execs sleep once dd is done and the other sleep forked.
+    wait_until("dd done and two sleeps", || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+            && read(&pids_dir, "pids.current") == "2"
+    });
+    let out = ok(&env.cmd(&["events", "--stats", &id]), "events --stats");
+    let ev: Value = serde_json::from_str(out.trim()).unwrap();
+    let usage = ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap();
+    assert!(usage >= 20 << 20, "20 MiB in /dev/shm, usage {usage}: {ev}");
+    assert_eq!(ev["data"]["pids"]["current"], 2, "{ev}");
+
+    let out = ok(&env.cmd(&["ps", "--format", "json", &id]), "ps -f json");
+    let listed: Vec<i32> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.contains(&pid));
+    let out = ok(&env.cmd(&["ps", &id]), "ps");
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().contains("PID"));
+    assert_eq!(
+        lines.filter(|l| l.contains("sleep 1000")).count(),
+        2,
+        "{out}"
+    );
+    let out = ok(&env.cmd(&["ps", &id, "-o", "pid,comm"]), "ps -o pid,comm");
+    assert!(out.contains(&pid.to_string()), "{out}");
+
+    // The stream: a first stats event at once; it ends when the container stops.
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "events",
+            "--interval",
+            "100ms",
+            &id,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains(r#""type":"stats""#), "{first}");
+    ok(&env.cmd(&["kill", &id, "KILL"]), "kill");
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "events did not end cleanly when the container stopped"
+    );
+    ok(&env.cmd(&["delete", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn oom_events_are_reported() {
+    let env = Env::new("oomevent");
+    let mut b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000",
+        ],
+    );
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
+    b.save();
+    let id = env.id("c");
+    start(&env, &b, &id);
+    let out_path = env.dir.join("events.out");
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "events",
+            "--interval",
+            "10s",
+            &id,
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("an oom event", || {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains(r#""type":"oom""#)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn resources_the_host_cannot_apply_fail_clearly_and_leave_nothing() {
+    let env = Env::new("badres");
+    let mut b = env.bundle("b", &["true"]);
+    b.config["linux"]["resources"]["unified"] = json!({"nosuch.knob": "1"});
+    b.save();
+    let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuch.knob"), "{err}");
+    env.assert_nothing_left(&id);
+
+    let mut b = env.bundle("b2", &["true"]);
+    b.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2XB", "limit": 0}]);
+    b.save();
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2XB"), "{err}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace() {
+    let env = Env::new("killall");
+    let mut b = env.bundle("b", &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
+    // Sharing the host's pid namespace, the processes do not die with the init.
+    b.config["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]);
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "pids");
+    wait_until("three processes", || {
+        read(&dir, "cgroup.procs").lines().count() == 3
+    });
+    ok(&env.cmd(&["kill", "--all", &id, "KILL"]), "kill --all");
+    wait_until("an empty cgroup", || read(&dir, "cgroup.procs").is_empty());
+    ok(&env.cmd(&["delete", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
