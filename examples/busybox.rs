@@ -7,33 +7,12 @@
 //! cargo run --example busybox -- cat /etc/hostname
 //! ```
 
-use std::path::Path;
+mod common;
 
 use cofferdam::{ContainerBuilder, default_spec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        return Err(
-            "needs a static busybox at /bin/busybox: apt-get install -y busybox-static".into(),
-        );
-    }
-
-    // A throw-away rootfs: busybox and a link per applet.
-    let dir = std::env::temp_dir().join(format!("cofferdam-example-{}", std::process::id()));
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin"))?;
-    for d in ["proc", "sys", "dev", "etc", "tmp"] {
-        std::fs::create_dir_all(rootfs.join(d))?;
-    }
-    std::fs::copy(busybox, rootfs.join("bin/busybox"))?;
-    let applets = std::process::Command::new(busybox)
-        .arg("--list")
-        .output()?
-        .stdout;
-    for applet in String::from_utf8_lossy(&applets).lines() {
-        let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-    }
+    let (dir, rootfs) = common::busybox_rootfs("busybox")?;
 
     // The default spec is runc's, with new pid, mount, network, ipc, uts and cgroup namespaces.
     let mut spec = default_spec();

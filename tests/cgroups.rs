@@ -128,7 +128,11 @@ fn pids_limit_stops_a_fork_bomb_at_the_limit() {
     // and the init then execs without forking.
     let mut b = env.bundle(
         "b",
-        &["sh", "-c", "(while :; do sleep 1000 & done) 2>/dev/null; exec sleep 1000"],
+        &[
+            "sh",
+            "-c",
+            "(while :; do sleep 1000 & done) 2>/dev/null; exec sleep 1000",
+        ],
     );
     b.config["linux"]["resources"]["pids"] = json!({"limit": 8});
     b.save();

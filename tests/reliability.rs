@@ -238,23 +238,30 @@ fn a_busy_cgroup_is_retried_then_reported_and_the_delete_can_be_repeated() {
             .status
             .success()
     );
-    // A process of the test's own, put into the container's cgroup in one hierarchy only (the
-    // last): delete kills what is in the container's cgroup as its first hierarchy shows it,
-    // so this one lingers and keeps its directory busy.
-    let dirs = env.cgroup_dirs();
-    if dirs.len() < 2 {
+    // A process of the test's own, put into the container's cgroup in one v1 hierarchy only
+    // (the last the state lists): delete kills what is in the container's cgroup as its first
+    // hierarchy shows it (and through cgroup2's cgroup.kill), so this one lingers and keeps
+    // its directory busy.
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root.join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let v1: Vec<&str> = st["cgroup"]["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["v2"] == false)
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    if v1.len() < 2 {
         eprintln!(
-            "a single cgroup hierarchy: delete kills every process in it; nothing can linger"
+            "fewer than two v1 hierarchies: delete kills every process of the cgroup; nothing can linger"
         );
         assert!(env.cmd(&["delete", "--force", &id]).status.success());
         return;
     }
     let mut lingering = Command::new("sleep").arg("1000").spawn().unwrap();
-    let target = dirs
-        .iter()
-        .find(|d| d.starts_with("/sys/fs/cgroup/unified"))
-        .unwrap_or(dirs.last().unwrap());
-    std::fs::write(target.join("ctr/cgroup.procs"), lingering.id().to_string()).unwrap();
+    let target = std::path::Path::new(v1.last().unwrap());
+    std::fs::write(target.join("cgroup.procs"), lingering.id().to_string()).unwrap();
     let t = std::time::Instant::now();
     let out = env.cmd(&["delete", "--force", &id]);
     let err = String::from_utf8_lossy(&out.stderr);
