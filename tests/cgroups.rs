@@ -455,3 +455,134 @@ fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace() {
     ok(&env.cmd(&["delete", &id]), "delete");
     env.assert_nothing_left(&id);
 }
+
+/// The major:minor of a real disk of the machine, for block io rules.
+fn a_disk() -> Option<(u64, u64)> {
+    let mut names: Vec<_> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", names.first()?)).ok()?;
+    let (a, b) = dev.trim().split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+#[test]
+fn every_knob_reaches_its_cgroup_file() {
+    let env = Env::new("knobs");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    let r = &mut b.config["linux"]["resources"];
+    r["memory"] = json!({"limit": 100 << 20, "reservation": 50 << 20, "swap": 200 << 20});
+    r["cpu"] = json!({"quota": 50000, "period": 100000, "burst": 1000, "cpus": "0", "mems": "0", "idle": 0});
+    let disk = a_disk();
+    if let Some((maj, min)) = disk {
+        r["blockIO"] = json!({
+            "throttleReadBpsDevice": [{"major": maj, "minor": min, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": maj, "minor": min, "rate": 100}]
+        });
+    }
+    if !unified() {
+        r["memory"]["swappiness"] = json!(10);
+    }
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let mem = cgroup_dir(pid, "memory");
+    let cpu = cgroup_dir(pid, "cpu");
+    let cpuset = cgroup_dir(pid, "cpuset");
+    assert_eq!(read(&cpuset, "cpuset.cpus"), "0");
+    assert_eq!(read(&cpuset, "cpuset.mems"), "0");
+    if unified() {
+        assert_eq!(read(&mem, "memory.max"), (100u64 << 20).to_string());
+        assert_eq!(read(&mem, "memory.low"), (50u64 << 20).to_string());
+        // swap counts memory + swap in OCI terms: 200 - 100
+        assert_eq!(read(&mem, "memory.swap.max"), (100u64 << 20).to_string());
+        assert_eq!(read(&cpu, "cpu.max"), "50000 100000");
+        assert_eq!(read(&cpu, "cpu.max.burst"), "1000");
+        if let Some((maj, min)) = disk {
+            let io = read(&cgroup_dir(pid, "io"), "io.max");
+            assert!(
+                io.contains(&format!(
+                    "{maj}:{min} rbps=1048576 wbps=max riops=max wiops=100"
+                )),
+                "{io}"
+            );
+        }
+    } else {
+        assert_eq!(
+            read(&mem, "memory.limit_in_bytes"),
+            (100u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&mem, "memory.soft_limit_in_bytes"),
+            (50u64 << 20).to_string()
+        );
+        assert_eq!(
+            read(&mem, "memory.memsw.limit_in_bytes"),
+            (200u64 << 20).to_string()
+        );
+        assert_eq!(read(&mem, "memory.swappiness"), "10");
+        assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&cpu, "cpu.cfs_burst_us"), "1000");
+        if let Some((maj, min)) = disk {
+            let blkio = cgroup_dir(pid, "blkio");
+            assert_eq!(
+                read(&blkio, "blkio.throttle.read_bps_device"),
+                format!("{maj}:{min} 1048576")
+            );
+            assert_eq!(
+                read(&blkio, "blkio.throttle.write_iops_device"),
+                format!("{maj}:{min} 100")
+            );
+        }
+    }
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn hugepage_limits_go_where_hugetlb_lives() {
+    let env = Env::new("hugetlb");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 0}]);
+    b.save();
+    let id = env.id("c");
+    // On cgroup2 the controller must be passed down from the root, which the tests do not
+    // change; this host's v1 hierarchies may have hugetlb instead.
+    let v1 = std::path::Path::new("/sys/fs/cgroup/hugetlb").exists();
+    let v2_root = [
+        "/sys/fs/cgroup/cgroup.subtree_control",
+        "/sys/fs/cgroup/unified/cgroup.subtree_control",
+    ]
+    .iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .map(|p| std::fs::read_to_string(p).unwrap());
+    let available = v1
+        || v2_root
+            .as_deref()
+            .is_some_and(|s| s.split_whitespace().any(|c| c == "hugetlb"));
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    if !available {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("hugetlb") && err.contains("cgroup.subtree_control"),
+            "{err}"
+        );
+        env.assert_nothing_left(&id);
+        return;
+    }
+    ok(&out, "create");
+    let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    let file = if v1 {
+        "hugetlb.2MB.limit_in_bytes"
+    } else {
+        "hugetlb.2MB.max"
+    };
+    assert_eq!(read(&cgroup_dir(pid, "hugetlb"), file), "0");
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
