@@ -11,6 +11,8 @@ command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
 # `cofferdam ps` runs the host's ps(1), as runc does.
 command -v ps >/dev/null || need+=(procps)
+# podman's default seccomp profile, a real-world fixture for the seccomp tests.
+[ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

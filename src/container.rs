@@ -262,6 +262,7 @@ fn create(
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
         resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
@@ -584,6 +585,8 @@ impl Container {
             cgroup: &st.cgroup,
             console,
             preserve_fds: opts.preserve_fds,
+            seccomp: st.seccomp.as_ref(),
+            state: st.to_oci(status),
         })?;
         let terminal = own_end
             .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))

@@ -34,6 +34,7 @@ pub mod hooks;
 pub mod mount;
 pub mod namespaces;
 mod process;
+pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod state;

@@ -41,7 +41,7 @@ use std::str::FromStr;
 use nix::errno::Errno;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use nix::unistd::{ForkResult, Pid};
-use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process, Spec};
+use oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, PosixRlimitType, Process, Spec};
 
 use crate::cgroups::{Cgroup, Phase};
 use crate::error::{Error, InitError, Result};
@@ -118,7 +118,10 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
     let (parent_sock, child_sock) = sync_pair()?;
     // Everything the child will execve with is built here, so an invalid string fails in
     // `create` rather than in the child.
-    let exec = ExecPlan::new(cfg.spec.process().as_ref().expect("validated by create"))?;
+    let exec = ExecPlan::new(
+        cfg.spec.process().as_ref().expect("validated by create"),
+        cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+    )?;
 
     let pid = {
         let _pidns = cfg.namespaces.enter_pid_for_children()?;
@@ -167,9 +170,14 @@ impl Pending {
             cfg.cgroup.apply(r, Phase::Limits)?;
         }
 
+        let seccomp = cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
         let mut buf = vec![0u8; MAX_MSG];
-        let mut n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
-        if buf.first() == Some(&b'H') && n == 1 {
+        let recv_any = |buf: &mut [u8]| {
+            crate::terminal::recv_fd(sock.as_raw_fd(), buf)
+                .map_err(crate::error::sys_err("receive from init"))
+        };
+        let (mut n, mut fd) = recv_any(&mut buf)?;
+        if n == 1 && buf[0] == b'H' {
             let json = state.hook_json(Status::Creating);
             let hooks = cfg
                 .spec
@@ -186,9 +194,13 @@ impl Pending {
             )?;
             send(sock, &[b"h", json.as_slice()].concat())
                 .map_err(crate::error::sys_err("send hooks done to init"))?;
-            n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+            (n, fd) = recv_any(&mut buf)?;
         }
-        match buf.first() {
+        if n == 1 && buf[0] == b'S' {
+            forward_listener(seccomp, fd, pid.as_raw(), state.to_oci(Status::Creating))?;
+            (n, _) = recv_any(&mut buf)?;
+        }
+        match buf.first().filter(|_| n > 0) {
             Some(b'R') if n == 1 => match resources {
                 Some(r) => cfg.cgroup.apply(r, Phase::Devices),
                 None => Ok(()),
@@ -248,6 +260,10 @@ pub struct ExecConfig<'a> {
     pub cgroup: &'a Cgroup,
     pub console: Option<OwnedFd>,
     pub preserve_fds: u32,
+    /// The container's seccomp profile, put on the process too.
+    pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's state, for a seccomp agent.
+    pub state: crate::state::ContainerState,
 }
 
 /// Fork a process into the container: it joins the init's namespaces (through the pidfd, so a
@@ -255,7 +271,7 @@ pub struct ExecConfig<'a> {
 /// pid once execve succeeded (the sync socket closes on exec), or its error.
 pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let (parent_sock, child_sock) = sync_pair()?;
-    let exec = ExecPlan::new(cfg.process)?;
+    let exec = ExecPlan::new(cfg.process, cfg.seccomp)?;
     let pid = {
         let _pidns = if cfg.pid_namespace {
             Some(crate::namespaces::PidNsGuard::enter(cfg.init)?)
@@ -281,17 +297,39 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     cfg.cgroup.add(pid.as_raw())?;
     send(sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
     let mut buf = vec![0u8; 8192];
-    match recv(sock, &mut buf).map_err(crate::error::sys_err("receive from exec"))? {
-        // EOF: the socket was closed by execve.
-        0 => {
-            child.release();
-            Ok(pid)
+    loop {
+        let (n, fd) = crate::terminal::recv_fd(sock.as_raw_fd(), &mut buf)
+            .map_err(crate::error::sys_err("receive from exec"))?;
+        match (n, buf[0]) {
+            // EOF: the socket was closed by execve.
+            (0, _) => {
+                child.release();
+                return Ok(pid);
+            }
+            (1, b'S') => forward_listener(cfg.seccomp, fd, pid.as_raw(), cfg.state.clone())?,
+            (n, b'E') if n > 1 => return Err(Error::Exec(decode_error(&buf[1..n]))),
+            _ => {
+                return Err(crate::error::sys_err("unexpected message from exec")(
+                    Errno::EPROTO,
+                ));
+            }
         }
-        n if buf[0] == b'E' => Err(Error::Exec(decode_error(&buf[1..n]))),
-        _ => Err(crate::error::sys_err("unexpected message from exec")(
-            Errno::EPROTO,
-        )),
     }
+}
+
+/// A child sent its seccomp listener ('S'): pass it on to the agent at listenerPath.
+fn forward_listener(
+    seccomp: Option<&LinuxSeccomp>,
+    fd: Option<OwnedFd>,
+    pid: i32,
+    state: crate::state::ContainerState,
+) -> Result<()> {
+    let (Some(s), Some(fd)) = (seccomp, fd) else {
+        return Err(crate::error::sys_err(
+            "seccomp listener message without a listener",
+        )(Errno::EPROTO));
+    };
+    crate::seccomp::send_to_agent(s, &fd, pid, state)
 }
 
 fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
@@ -304,8 +342,9 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         Errno::result(unsafe { libc::setns(cfg.init.as_raw_fd(), cfg.namespaces) })
             .map_err(|e| fail("join the container's namespaces", "", e))?;
     }
-    let (program, env) = become_process(cfg.process, cfg.console.as_ref(), exec)?;
-    exec_program(exec, &program, &env, cfg.preserve_fds)
+    let b = become_process(cfg.process, cfg.console.as_ref(), exec)?;
+    send_listener(sock, b.seccomp_listener)?;
+    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
 }
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
@@ -370,7 +409,8 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
-    let (program, env) = become_process(process, cfg.console.as_ref(), exec)?;
+    let b = become_process(process, cfg.console.as_ref(), exec)?;
+    send_listener(sock, b.seccomp_listener)?;
 
     send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
     let Ok(running_state) = recv_payload(sock, b'C') else {
@@ -392,23 +432,32 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     if let Some(h) = hooks.start_container() {
         crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
     }
-    exec_program(exec, &program, &env, cfg.preserve_fds)
+    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
 }
 
 /// What the init and an exec'd process do alike once they are inside the container: the
 /// terminal, rlimits, groups/gid/uid, capabilities, no_new_privs, umask, cwd, and finding the
 /// program. Returns the program's path and the environment for execve.
-fn become_process(
-    process: &Process,
-    console: Option<&OwnedFd>,
-    exec: &ExecPlan,
-) -> Step<(CString, Vec<CString>)> {
+fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan) -> Step<Became> {
     if let Some(console) = console {
         crate::terminal::setup(console, process.console_size())?;
     }
     set_rlimits(process)?;
+    let install_seccomp = || -> Step<Option<OwnedFd>> {
+        match &exec.seccomp {
+            Some(p) => p
+                .install()
+                .map_err(|e| fail("install the seccomp filter", "", e)),
+            None => Ok(None),
+        }
+    };
+    // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, so it goes on before
+    // the capabilities are dropped (and the profile must allow what follows, as with runc);
+    // with it, as late as we can, so that the profile sees almost nothing of ours.
+    let nnp = process.no_new_privileges() == Some(true);
+    let mut seccomp_listener = if nnp { None } else { install_seccomp()? };
     set_user_and_capabilities(process)?;
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         // SAFETY: prctl with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
             .map_err(|e| fail("set no_new_privs", "", e))?;
@@ -418,7 +467,32 @@ fn become_process(
     nix::unistd::chdir(process.cwd()).map_err(|e| fail("chdir to cwd", process.cwd(), e))?;
     let program = exec.find_program()?;
     let env = exec.env_with_home(process.user().uid());
-    Ok((program, env))
+    if nnp {
+        seccomp_listener = install_seccomp()?;
+    }
+    Ok(Became {
+        program,
+        env,
+        seccomp_listener,
+    })
+}
+
+/// What `become_process` leaves for the execve: the program, its environment, and the
+/// seccomp notify listener for `create` to pass to the agent.
+struct Became {
+    program: CString,
+    env: Vec<CString>,
+    seccomp_listener: Option<OwnedFd>,
+}
+
+/// Hand the seccomp listener to the parent, which forwards it to the agent at listenerPath
+/// (a path the container cannot see).
+fn send_listener(sock: &OwnedFd, listener: Option<OwnedFd>) -> Step {
+    if let Some(fd) = listener {
+        crate::terminal::send_fd(sock.as_raw_fd(), b"S", fd.as_raw_fd())
+            .map_err(|e| fail("send the seccomp listener to create", "", e))?;
+    }
+    Ok(())
 }
 
 /// Close what must not reach the container and execve. Returns only on failure.
@@ -441,10 +515,12 @@ struct ExecPlan {
     env: Vec<CString>,
     path_var: String,
     has_home: bool,
+    /// The seccomp profile, compiled before the fork.
+    seccomp: Option<crate::seccomp::Program>,
 }
 
 impl ExecPlan {
-    fn new(process: &Process) -> Result<ExecPlan> {
+    fn new(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<ExecPlan> {
         let cstr = |s: &str, what: &str| {
             CString::new(s)
                 .map_err(|_| Error::InvalidConfig(format!("{what} {s:?} contains a NUL byte")))
@@ -472,6 +548,7 @@ impl ExecPlan {
             env,
             path_var,
             has_home,
+            seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
         })
     }
 

@@ -72,6 +72,9 @@ pub struct Persisted {
     /// The resources in force: the config's, with what `update` changed since.
     #[serde(default)]
     pub resources: Option<oci_spec::runtime::LinuxResources>,
+    /// The config's seccomp profile: `exec` puts it on the new process too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.

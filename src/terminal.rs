@@ -3,7 +3,7 @@
 //! message), its peer made the container process's controlling terminal and stdio.
 
 use std::io::IoSlice;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -73,15 +73,8 @@ pub fn setup(console: &OwnedFd, size: Option<ConsoleSize>) -> Step {
             .map_err(|e| fail("set console size", "", e))?;
     }
     let name = format!("/dev/pts/{n}");
-    let fds = [m];
-    sendmsg::<()>(
-        console.as_raw_fd(),
-        &[IoSlice::new(name.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(|e| fail("send pty master to console socket", &name, e))?;
+    send_fd(console.as_raw_fd(), name.as_bytes(), m)
+        .map_err(|e| fail("send pty master to console socket", &name, e))?;
     drop(master);
     // SAFETY: setsid, ioctl and dup2 on fds we own; they touch no memory of ours.
     unsafe {
@@ -98,29 +91,45 @@ pub fn setup(console: &OwnedFd, size: Option<ConsoleSize>) -> Step {
 
 /// Receive the master fd (and the pty's name) that the init sends over a console socket.
 pub fn receive_master(sock: &impl std::os::fd::AsRawFd) -> Result<(String, OwnedFd)> {
-    use nix::sys::socket::{ControlMessageOwned, recvmsg};
     let mut buf = [0u8; 256];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::empty(),
+    let (n, fd) = recv_fd(sock.as_raw_fd(), &mut buf)
+        .map_err(crate::error::sys_err("receive the terminal from the init"))?;
+    let fd = fd.ok_or_else(|| Error::Unsupported("the init sent no terminal".into()))?;
+    Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), fd))
+}
+
+/// Send `payload` with one fd attached (SCM_RIGHTS), in one message.
+pub(crate) fn send_fd(sock: RawFd, payload: &[u8], fd: RawFd) -> nix::Result<()> {
+    let fds = [fd];
+    sendmsg::<()>(
+        sock,
+        &[IoSlice::new(payload)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
     )
-    .map_err(crate::error::sys_err("receive the terminal from the init"))?;
-    let fd = msg
-        .cmsgs()
-        .map_err(crate::error::sys_err("read the terminal message"))?
-        .find_map(|c| match c {
+    .map(drop)
+}
+
+/// Receive one message into `buf`, with the fd attached to it if there is one (made
+/// close-on-exec). Retries on EINTR. Returns the payload length (0 at EOF).
+pub(crate) fn recv_fd(sock: RawFd, buf: &mut [u8]) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = match recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+        {
+            Err(Errno::EINTR) => continue,
+            r => r?,
+        };
+        let fd = msg.cmsgs()?.find_map(|c| match c {
             ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
             _ => None,
-        })
-        .ok_or_else(|| Error::Unsupported("the init sent no terminal".into()))?;
-    let n = msg.bytes;
-    // SAFETY: the fd just arrived with SCM_RIGHTS and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), fd))
+        });
+        // SAFETY: the fd just arrived with SCM_RIGHTS and nothing else owns it.
+        return Ok((msg.bytes, fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })));
+    }
 }
 
 /// The caller's side of a container terminal in the foreground (`run` without a console
