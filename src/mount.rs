@@ -118,8 +118,7 @@ pub fn finalize_rootfs(spec: &Spec) -> Step {
     };
     if let Some(sysctl) = linux.sysctl() {
         for (key, value) in sysctl {
-            let path = format!("/proc/sys/{}", key.replace('.', "/"));
-            std::fs::write(&path, value).map_err(|e| fail("write sysctl", &path, io_errno(&e)))?;
+            write_sysctl(key, value)?;
         }
     }
     for p in linux.readonly_paths().iter().flatten() {
@@ -616,6 +615,59 @@ fn make_parent_mount_private(rootfs: &Path) -> Step {
 
 // ---- after pivot --------------------------------------------------------------------------
 
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Fail unless `fd` is on a filesystem of type `magic` (fstatfs).
+pub(crate) fn check_fs(fd: &OwnedFd, magic: i64, what: &str, path: &str) -> Step {
+    // SAFETY: fstatfs fills the struct we own; all-zero is a valid starting value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs on our fd, writing only into `st`.
+    Errno::result(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })
+        .map_err(|e| fail("statfs", path, e))?;
+    if st.f_type as i64 != magic {
+        return Err(InitError {
+            step: format!("check {what}"),
+            path: path.into(),
+            errno: 0,
+            detail: format!("is not on {what} (filesystem type {:#x})", st.f_type),
+        });
+    }
+    Ok(())
+}
+
+/// Write a sysctl through the container's own procfs, checked to be procfs, without crossing
+/// a mount or following a symlink below it: a mount or link the config puts over /proc/sys
+/// cannot redirect the write to another file (CVE-2025-52881, CVE-2019-19921).
+fn write_sysctl(key: &str, value: &str) -> Step {
+    let rel = format!("sys/{}", key.replace('.', "/"));
+    let path = format!("/proc/{rel}");
+    let proc = open_path(
+        c"/proc",
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+    )
+    .map_err(|e| fail("open", "/proc", e))?;
+    check_fs(&proc, PROC_SUPER_MAGIC, "procfs", "/proc")?;
+    let fd = openat2(
+        &proc,
+        Path::new(&rel),
+        libc::O_WRONLY,
+        libc::RESOLVE_BENEATH
+            | libc::RESOLVE_NO_SYMLINKS
+            | libc::RESOLVE_NO_MAGICLINKS
+            | libc::RESOLVE_NO_XDEV,
+    )
+    .map_err(|e| {
+        fail(
+            "open sysctl (on the container's procfs, no mount crossed)",
+            &path,
+            e,
+        )
+    })?;
+    check_fs(&fd, PROC_SUPER_MAGIC, "procfs", &path)?;
+    nix::unistd::write(&fd, value.as_bytes()).map_err(|e| fail("write sysctl", &path, e))?;
+    Ok(())
+}
+
 fn readonly_path(p: &str) -> Step {
     let c = CString::new(p).unwrap_or_default();
     match sys_mount(Some(&c), &c, None, libc::MS_BIND | libc::MS_REC, None) {
@@ -791,16 +843,25 @@ fn relative(path: &Path) -> PathBuf {
 }
 
 fn openat2_in_root(root: &OwnedFd, rel: &Path) -> Result<OwnedFd, Errno> {
+    openat2(
+        root,
+        rel,
+        libc::O_PATH,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+fn openat2(dir: &OwnedFd, rel: &Path, flags: libc::c_int, resolve: u64) -> Result<OwnedFd, Errno> {
     let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: open_how is plain integers; all-zero is its valid empty value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
     // SAFETY: openat2 reads the path and the open_how we own; the returned fd is new and ours.
     let fd = Errno::result(unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
+            dir.as_raw_fd(),
             c.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),

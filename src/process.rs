@@ -334,6 +334,7 @@ fn forward_listener(
 
 fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
     reset_signals();
+    undumpable()?;
     wait_for(sock, b'G')?;
     if cfg.namespaces != 0 {
         // One setns for all of them, through the pidfd (Linux 5.8+). Joining the mount
@@ -349,6 +350,7 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
     reset_signals();
+    undumpable()?;
     // SAFETY: umask only sets a process attribute. Devices and dirs get exactly their modes.
     unsafe { libc::umask(0) };
 
@@ -465,6 +467,19 @@ fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan)
     // SAFETY: umask only sets a process attribute.
     unsafe { libc::umask(process.user().umask().unwrap_or(0o022) as libc::mode_t) };
     nix::unistd::chdir(process.cwd()).map_err(|e| fail("chdir to cwd", process.cwd(), e))?;
+    // A cwd that leads out of the container (a leaked fd as /proc/self/fd/N, CVE-2024-21626)
+    // is one getcwd cannot name from our root.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => {
+            return Err(InitError {
+                step: "check cwd".into(),
+                path: process.cwd().display().to_string(),
+                errno: 0,
+                detail: "is outside the container's root".into(),
+            });
+        }
+    }
     let program = exec.find_program()?;
     let env = exec.env_with_home(process.user().uid());
     if nnp {
@@ -606,6 +621,17 @@ impl ExecPlan {
         }
         env
     }
+}
+
+/// Until execve, a child of ours is the cofferdam binary: a container process that could open
+/// its /proc/PID/exe (or ptrace it) could keep a handle on the host's binary and overwrite it
+/// once we are gone (CVE-2019-5736). Not dumpable, its /proc files are closed to anyone
+/// without CAP_SYS_PTRACE over the host; execve makes the container process dumpable again.
+fn undumpable() -> Step {
+    // SAFETY: prctl with integer arguments only.
+    Errno::result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })
+        .map(drop)
+        .map_err(|e| fail("make the process not dumpable", "", e))
 }
 
 fn reset_signals() {

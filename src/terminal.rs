@@ -38,6 +38,10 @@ pub fn setup(console: &OwnedFd, size: Option<ConsoleSize>) -> Step {
     .map_err(|e| fail("open", "/dev/ptmx", e))?;
     // SAFETY: the kernel just gave us this fd.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
+    // The master must be of the container's devpts, not a file a mount put at /dev/ptmx: its
+    // peer becomes the process's stdio (CVE-2025-52565 is runc's version of this).
+    const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
+    crate::mount::check_fs(&master, DEVPTS_SUPER_MAGIC, "devpts", "/dev/ptmx")?;
     let m = master.as_raw_fd();
     let mut n: libc::c_uint = 0;
     let unlock: libc::c_int = 0;

@@ -314,46 +314,6 @@ fn bind_mounts_with_options_and_tmpfs() {
 }
 
 #[test]
-fn symlink_in_the_image_cannot_lead_a_mount_onto_the_host() {
-    let env = Env::new("escape");
-    let target = env.dir.join("host-target");
-    std::fs::create_dir_all(&target).unwrap();
-    let mut b = env.bundle(
-        "b",
-        &["sh", "-c", "ls /evil/ | wc -l; ls /escape-abs | wc -l"],
-    );
-    // Two traps in the image: a relative link climbing out, and an absolute link to a host dir.
-    std::os::unix::fs::symlink("../../../../../../../..", b.rootfs().join("evil")).unwrap();
-    std::os::unix::fs::symlink(&target, b.rootfs().join("escape-abs")).unwrap();
-    let mounts = b.config["mounts"].as_array_mut().unwrap();
-    mounts.push(json!({"destination": "/evil/tmp-trap", "type": "tmpfs", "source": "tmpfs"}));
-    mounts.push(json!({"destination": "/escape-abs", "type": "tmpfs", "source": "tmpfs"}));
-    b.save();
-    let id = env.id("c");
-    let out = env.run(&b, &id);
-    assert_eq!(out.0, 0, "{out:?}");
-    // Resolved inside the rootfs: the mounts landed at rootfs/tmp-trap and rootfs/<target path>.
-    assert!(
-        b.rootfs().join("tmp-trap").is_dir(),
-        "the relative link was not resolved in the rootfs"
-    );
-    assert!(
-        !std::path::Path::new("/tmp-trap").exists(),
-        "a directory was made on the host's /"
-    );
-    let inner = b.rootfs().join(target.strip_prefix("/").unwrap());
-    assert!(
-        inner.is_dir(),
-        "the absolute link was not resolved in the rootfs"
-    );
-    // The host directory never got a mount, and nothing was written into it.
-    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mountinfo.contains(target.to_str().unwrap()));
-    env.assert_nothing_left(&id);
-}
-
-#[test]
 fn devices_and_sysctl() {
     let env = Env::new("devices");
     let mut b = env.bundle("b", &["sh", "-c", "ls -ln /dev/mynull /dev/sub/fuse; echo hi 2>/dev/null > /dev/mynull && echo written || echo denied; cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/msgmax"]);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
 use common::*;
@@ -198,37 +196,6 @@ fn podmans_default_profile() {
     env.assert_nothing_left(&id);
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct SeccompData {
-    nr: i32,
-    arch: u32,
-    ip: u64,
-    args: [u64; 6],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct Notif {
-    id: u64,
-    pid: u32,
-    flags: u32,
-    data: SeccompData,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct NotifResp {
-    id: u64,
-    val: i64,
-    error: i32,
-    flags: u32,
-}
-
-// _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp)
-const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
-const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
-
 #[test]
 fn a_notify_agent_gets_the_listener_and_answers_for_the_container() {
     let env = Env::new("seccompnotify");
@@ -254,28 +221,7 @@ fn a_notify_agent_gets_the_listener_and_answers_for_the_container() {
 
     // The container process state and the listener, in one message.
     let (conn, _) = listener.accept().unwrap();
-    let mut buf = vec![0u8; 65536];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = nix::sys::socket::recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        nix::sys::socket::MsgFlags::empty(),
-    )
-    .unwrap();
-    let fd = msg
-        .cmsgs()
-        .unwrap()
-        .find_map(|c| match c {
-            nix::sys::socket::ControlMessageOwned::ScmRights(f) => f.first().copied(),
-            _ => None,
-        })
-        .expect("the listener fd");
-    let n = msg.bytes;
-    // SAFETY: the fd just arrived with SCM_RIGHTS.
-    let notify = unsafe { OwnedFd::from_raw_fd(fd) };
-    let st: Value = serde_json::from_slice(&buf[..n]).unwrap();
+    let (st, notify) = receive_listener(&conn);
     assert_eq!(st["fds"], json!(["seccompFd"]));
     assert_eq!(st["metadata"], "cofferdam-test");
     assert_eq!(st["pid"], init_pid);
@@ -287,21 +233,10 @@ fn a_notify_agent_gets_the_listener_and_answers_for_the_container() {
         .spawn()
         .unwrap();
     assert!(run.wait().unwrap().success());
-    let mut req = Notif::default();
-    // SAFETY: the ioctl fills the struct we own, of the size its number encodes.
-    let r = unsafe { libc::ioctl(notify.as_raw_fd(), NOTIF_RECV, &mut req) };
-    assert_eq!(r, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
+    let req = notif_recv(&notify).expect("a notification");
     let mkdirs = [libc::SYS_mkdir as i32, libc::SYS_mkdirat as i32];
     assert!(mkdirs.contains(&req.data.nr), "nr {}", req.data.nr);
-    let resp = NotifResp {
-        id: req.id,
-        val: 0,
-        error: -libc::ENOTBLK,
-        flags: 0,
-    };
-    // SAFETY: the ioctl reads the struct we own.
-    let r = unsafe { libc::ioctl(notify.as_raw_fd(), NOTIF_SEND, &resp) };
-    assert_eq!(r, 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
+    notif_send(&notify, req.id, -libc::ENOTBLK, false);
 
     // The answer is what the container saw.
     let pid = init_pid as i32;

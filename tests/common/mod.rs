@@ -336,3 +336,92 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+// ---- seccomp notify, as an agent sees it ----------------------------------------------------
+
+#[repr(C)]
+#[derive(Default)]
+pub struct SeccompData {
+    pub nr: i32,
+    pub arch: u32,
+    pub ip: u64,
+    pub args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct Notif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub data: SeccompData,
+}
+
+#[repr(C)]
+#[derive(Default)]
+pub struct NotifResp {
+    pub id: u64,
+    pub val: i64,
+    pub error: i32,
+    pub flags: u32,
+}
+
+// _IOWR('!', 0, struct seccomp_notif) and _IOWR('!', 1, struct seccomp_notif_resp)
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+
+/// An agent's side of the seccomp notify protocol: the container process state and the
+/// listener fd, in one message on a connection to listenerPath.
+pub fn receive_listener(conn: &std::os::unix::net::UnixStream) -> (Value, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut buf = vec![0u8; 65536];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
+    let fd = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|c| match c {
+            nix::sys::socket::ControlMessageOwned::ScmRights(f) => f.first().copied(),
+            _ => None,
+        })
+        .expect("the listener fd");
+    let n = msg.bytes;
+    // SAFETY: the fd just arrived with SCM_RIGHTS.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    (serde_json::from_slice(&buf[..n]).unwrap(), fd)
+}
+
+/// The next notification, or None when the filter's processes are all gone.
+pub fn notif_recv(listener: &std::os::fd::OwnedFd) -> Option<Notif> {
+    use std::os::fd::AsRawFd;
+    let mut req = Notif::default();
+    // SAFETY: the ioctl fills the struct we own, of the size its number encodes.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut req) };
+    (r == 0).then_some(req)
+}
+
+/// Answer a notification: `error` (a negative errno), or let the syscall run (`cont`).
+pub fn notif_send(listener: &std::os::fd::OwnedFd, id: u64, error: i32, cont: bool) {
+    use std::os::fd::AsRawFd;
+    let resp = NotifResp {
+        id,
+        val: 0,
+        error: if cont { 0 } else { error },
+        // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        flags: u32::from(cont),
+    };
+    // SAFETY: the ioctl reads the struct we own.
+    let r = unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_SEND, &resp) };
+    assert!(
+        r == 0 || cont,
+        "NOTIF_SEND: {}",
+        std::io::Error::last_os_error()
+    );
+}

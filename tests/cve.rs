@@ -1,0 +1,306 @@
+//! One test per container escape that hit runc, each named after its CVE: the attack is tried
+//! for real against cofferdam and must fail.
+
+mod common;
+
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// CVE-2019-5736: until it execs, a process that the runtime forks into the container is the
+/// runtime's binary. A container process that opens its /proc/PID/exe keeps a handle on the
+/// host's binary (and rewrites it once the runtime is gone). Here an exec is held just before
+/// its execve (a seccomp notify agent sits on execve for 1.5 s) while the container's init
+/// tries to open /proc/N/exe of every other process, with shell builtins only.
+#[test]
+fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
+    let env = Env::new("cve5736");
+    let sock = env.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    // Builtins only (no fork, no execve): `{ :; } 3< FILE` opens FILE; `-ef` tells the busybox
+    // the container runs from anything else (the runtime's binary).
+    let watcher = ": > /dev/shm/hits; : > /dev/shm/ready; \
+        while :; do for p in /proc/[0-9]*; do \
+          [ \"$p\" = /proc/1 ] && continue; \
+          if { :; } 3< \"$p/exe\" && ! [ \"$p/exe\" -ef /bin/busybox ]; then echo \"$p\" >> /dev/shm/hits; fi; \
+        done; done 2>/dev/null";
+    let mut b = env.bundle("b", &["sh", "-c", watcher]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["execve"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.save();
+    let id = env.id("c");
+    // The agent: every execve goes on at once, except the exec's first, held 1.5 s.
+    let agent = std::thread::spawn(move || {
+        let mut handlers = Vec::new();
+        for (i, conn) in listener.incoming().take(2).enumerate() {
+            let (_, fd) = receive_listener(&conn.unwrap());
+            handlers.push(std::thread::spawn(move || {
+                let mut first = true;
+                while let Some(req) = notif_recv(&fd) {
+                    if i == 1 && first {
+                        std::thread::sleep(Duration::from_millis(1500));
+                        first = false;
+                    }
+                    notif_send(&fd, req.id, 0, true);
+                }
+            }));
+        }
+        handlers
+    });
+    assert!(
+        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
+            .status
+            .success()
+    );
+    let init = env.state(&id)["pid"].as_i64().unwrap();
+    let shm = format!("/proc/{init}/root/dev/shm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&format!("{shm}/ready")).exists() {
+        assert!(Instant::now() < deadline, "the watcher did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = env.cmd(&["exec", &id, "true"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits = std::fs::read_to_string(format!("{shm}/hits")).unwrap();
+    assert!(
+        hits.is_empty(),
+        "the container opened the runtime's binary: {hits}"
+    );
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    for h in agent.join().unwrap() {
+        h.join().unwrap();
+    }
+    env.assert_nothing_left(&id);
+}
+
+/// CVE-2024-21626: an fd of the runtime's that leads to a host directory, named as the cwd
+/// (`/proc/self/fd/N`), put the container process outside its root. Here fd 3, passed with
+/// --preserve-fds, is a host directory: the cwd check refuses it.
+#[test]
+fn cve_2024_21626_a_cwd_outside_the_root_is_refused() {
+    let env = Env::new("cve21626");
+    let mut b = env.bundle("b", &["sh", "-c", "pwd; ls"]);
+    b.config["process"]["cwd"] = json!("/proc/self/fd/3");
+    b.save();
+    let id = env.id("c");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3</ && exec {BIN} --root {} run --preserve-fds 1 --bundle {} {id} </dev/null >{}/out 2>{}/err",
+            env.root.display(),
+            b.path_str(),
+            env.dir.display(),
+            env.dir.display()
+        ))
+        .status()
+        .unwrap();
+    let stdout = std::fs::read_to_string(env.dir.join("out")).unwrap();
+    let stderr = std::fs::read_to_string(env.dir.join("err")).unwrap();
+    assert!(
+        !out.success(),
+        "the container ran in the host's /: {stdout}"
+    );
+    // Refused where the cwd is made in the rootfs: a magic link is not followed there.
+    assert!(stderr.contains("cwd /proc/self/fd/3"), "{stderr}");
+    env.assert_nothing_left(&id);
+
+    // exec makes no cwd: it is the check after chdir that finds it outside the root.
+    let b = env.bundle("b2", &["sleep", "1000"]);
+    let id = env.id("c2");
+    assert!(
+        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
+            .status
+            .success()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3</ && exec {BIN} --root {} exec --preserve-fds 1 --cwd /proc/self/fd/3 {id} ls </dev/null >{}/out 2>{}/err",
+            env.root.display(),
+            env.dir.display(),
+            env.dir.display()
+        ))
+        .status()
+        .unwrap();
+    let stdout = std::fs::read_to_string(env.dir.join("out")).unwrap();
+    let stderr = std::fs::read_to_string(env.dir.join("err")).unwrap();
+    assert!(!out.success(), "the exec ran in the host's /: {stdout}");
+    assert!(
+        stderr.contains("check cwd") && stderr.contains("outside"),
+        "{stderr}"
+    );
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    env.assert_nothing_left(&id);
+}
+
+/// CVE-2025-31133: the /dev/null bound over masked paths was a path a container could swap
+/// for a symlink to a host file (core_pattern), which masking then made writable. Here /dev is
+/// a host directory and a createContainer hook swaps /dev/null for such a link after /dev is
+/// made: create refuses it.
+#[test]
+fn cve_2025_31133_masking_uses_only_the_real_dev_null() {
+    let env = Env::new("cve31133");
+    let dev = env.dir.join("shared-dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let mut b = env.bundle("b", &["true"]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]}));
+    b.config["hooks"] = json!({"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("rm -f {0}/null && ln -s /proc/sys/kernel/core_pattern {0}/null", dev.display())]
+    }]});
+    b.save();
+    let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/null") && err.contains("not the null device"),
+        "{err}"
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// CVE-2025-52565: the console's pty was found by path, which a container could redirect.
+/// cofferdam opens the peer through the master (TIOCGPTPEER) and checks the master is of a
+/// devpts. Here a hook replaces /dev/ptmx with a link to a plain file: create refuses it.
+#[test]
+fn cve_2025_52565_the_console_is_a_real_pty() {
+    let env = Env::new("cve52565");
+    let dev = env.dir.join("shared-dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(env.dir.join("fake-ptmx"), "").unwrap();
+    let mut b = env.bundle("b", &["true"]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]}));
+    b.config["hooks"] = json!({"createContainer": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("rm -f {0}/ptmx && cp {1}/fake-ptmx {0}/ptmx", dev.display(), env.dir.display())]
+    }]});
+    b.save();
+    let id = env.id("c");
+    // A console socket that accepts whatever comes.
+    let sock = env.dir.join("console.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    let t = std::thread::spawn(move || {
+        let _ = l.accept();
+    });
+    let out = env.cmd(&[
+        "create",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("devpts"), "{err}");
+    let _ = t.join();
+    env.assert_nothing_left(&id);
+}
+
+/// CVE-2025-52881 (and CVE-2019-19921 before it): runtime writes to procfs went through
+/// paths a container mount could redirect to another file. Here the config mounts a host
+/// directory over /proc/sys/kernel: the sysctl write refuses to cross it, and the host file
+/// that looks like the sysctl is untouched.
+#[test]
+fn cve_2025_52881_procfs_writes_cannot_be_redirected() {
+    let env = Env::new("cve52881");
+    let fake = env.dir.join("fake-sys-kernel");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("shm_rmid_forced"), "0\n").unwrap();
+    let mut b = env.bundle("b", &["true"]);
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/proc/sys/kernel", "type": "bind", "source": fake, "options": ["rbind"]}),
+    );
+    b.config["linux"]["sysctl"] = json!({"kernel.shm_rmid_forced": "1"});
+    b.save();
+    let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sysctl"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(fake.join("shm_rmid_forced")).unwrap(),
+        "0\n"
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// CVE-2022-29162: runc gave the container process inheritable capabilities it was not asked
+/// for, which a file capability could turn into effective ones after an execve.
+#[test]
+fn cve_2022_29162_no_inheritable_capabilities_unless_asked() {
+    let env = Env::new("cve29162");
+    let b = env.bundle(
+        "b",
+        &["sh", "-c", "grep -E '^Cap(Inh|Amb)' /proc/self/status"],
+    );
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    assert!(out.contains("CapInh:\t0000000000000000"), "{out}");
+    assert!(out.contains("CapAmb:\t0000000000000000"), "{out}");
+    // Asked for, they are there.
+    let mut b = env.bundle("b2", &["sh", "-c", "grep -E '^CapInh' /proc/self/status"]);
+    b.config["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
+    b.save();
+    let id = env.id("c2");
+    let out = env.run_ok(&b, &id);
+    assert!(out.contains("CapInh:\t0000000000000020"), "{out}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn cve_2021_30465_a_symlink_in_the_image_cannot_lead_a_mount_onto_the_host() {
+    let env = Env::new("cve30465");
+    let target = env.dir.join("host-target");
+    std::fs::create_dir_all(&target).unwrap();
+    let mut b = env.bundle(
+        "b",
+        &["sh", "-c", "ls /evil/ | wc -l; ls /escape-abs | wc -l"],
+    );
+    // Two traps in the image: a relative link climbing out, and an absolute link to a host dir.
+    std::os::unix::fs::symlink("../../../../../../../..", b.rootfs().join("evil")).unwrap();
+    std::os::unix::fs::symlink(&target, b.rootfs().join("escape-abs")).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/evil/tmp-trap", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/escape-abs", "type": "tmpfs", "source": "tmpfs"}));
+    b.save();
+    let id = env.id("c");
+    let out = env.run(&b, &id);
+    assert_eq!(out.0, 0, "{out:?}");
+    // Resolved inside the rootfs: the mounts landed at rootfs/tmp-trap and rootfs/<target path>.
+    assert!(
+        b.rootfs().join("tmp-trap").is_dir(),
+        "the relative link was not resolved in the rootfs"
+    );
+    assert!(
+        !std::path::Path::new("/tmp-trap").exists(),
+        "a directory was made on the host's /"
+    );
+    let inner = b.rootfs().join(target.strip_prefix("/").unwrap());
+    assert!(
+        inner.is_dir(),
+        "the absolute link was not resolved in the rootfs"
+    );
+    // The host directory never got a mount, and nothing was written into it.
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(target.to_str().unwrap()));
+    env.assert_nothing_left(&id);
+}
