@@ -7,7 +7,7 @@ use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// CVE-2019-5736: until it execs, a process that the runtime forks into the container is the
 /// runtime's binary. A container process that opens its /proc/PID/exe keeps a handle on the
