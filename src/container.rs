@@ -677,13 +677,10 @@ fn namespaces_to_join(pid: i32) -> Result<(libc::c_int, bool)> {
         let t = std::fs::read_link(&theirs).map_err(io_err("read", &theirs))?;
         Ok(std::fs::read_link(format!("/proc/self/ns/{name}")).ok() != Some(t))
     };
-    if differs("user")? {
-        return Err(Error::Unsupported(
-            "exec into a user namespace is not supported yet".into(),
-        ));
-    }
     let mut flags = 0;
     for (name, flag) in [
+        // setns joins a user namespace first, whatever the order of the flags.
+        ("user", libc::CLONE_NEWUSER),
         ("mnt", libc::CLONE_NEWNS),
         ("uts", libc::CLONE_NEWUTS),
         ("ipc", libc::CLONE_NEWIPC),

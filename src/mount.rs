@@ -38,6 +38,9 @@ pub struct FsContext<'a> {
     pub rootfs: &'a Path,
     pub cgroup: &'a Cgroup,
     pub cgroupns: bool,
+    /// In a new user namespace: no mknod (device nodes are bound from the host's), and v1
+    /// cgroup hierarchies are bound rather than mounted.
+    pub userns: bool,
     pub no_pivot: bool,
     /// Waits until `create` has put the init in its cgroup and enters the cgroup namespace
     /// (once; later calls return at once). Called before the first `cgroup` mount.
@@ -345,12 +348,13 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
         let reopen = || openat_path(&top, &name);
         let sub =
             reopen().map_err(|e| fail("open cgroup mount point", dest.join(&d.mount_name), e))?;
+        // A user namespace may mount cgroup2 but not a v1 hierarchy: bind those.
         mount_one_cgroup(
             &sub,
             &reopen,
             d,
             flags,
-            ctx.cgroupns,
+            ctx.cgroupns && !ctx.userns,
             &dest.join(&d.mount_name),
         )?;
         // Co-mounted controllers (`cpu,cpuacct`) also get a link per controller, as on hosts.
@@ -452,7 +456,11 @@ fn setup_dev(root: &OwnedFd, ctx: &FsContext) -> Step {
         let dev =
             resolve(root, Path::new("/dev"), Create::Dir).map_err(|e| fail("open", "/dev", e))?;
         for (name, major, minor) in DEFAULT_DEVICES {
-            mknod_at(&dev, name, libc::S_IFCHR | 0o666, *major, *minor, 0, 0)?;
+            if ctx.userns {
+                bind_host_device(&dev, name, &Path::new("/dev").join(name))?;
+            } else {
+                mknod_at(&dev, name, libc::S_IFCHR | 0o666, *major, *minor, 0, 0)?;
+            }
         }
         let mut links = vec![
             ("fd", "/proc/self/fd"),
@@ -493,6 +501,10 @@ fn setup_dev(root: &OwnedFd, ctx: &FsContext) -> Step {
                 return Err(fail("create device of type 'a'", path, Errno::EINVAL));
             }
         };
+        if ctx.userns {
+            bind_host_device(&dir, &name.to_string_lossy(), path)?;
+            continue;
+        }
         let mode = kind | (d.file_mode().unwrap_or(0o666) & 0o7777);
         mknod_at(
             &dir,
@@ -505,6 +517,34 @@ fn setup_dev(root: &OwnedFd, ctx: &FsContext) -> Step {
         )?;
     }
     Ok(())
+}
+
+/// In a user namespace, where mknod is refused: an empty file at `name` in `dir`, with the
+/// host's device node at `host` bound over it (as runc does). Reached before pivot_root, when
+/// the host's /dev is still visible.
+fn bind_host_device(dir: &OwnedFd, name: &str, host: &Path) -> Step {
+    let n = CString::new(name).unwrap_or_default();
+    // SAFETY: *at calls with a valid dirfd and a NUL-terminated single-component name; the
+    // returned fd is new and ours.
+    let fd = unsafe {
+        libc::unlinkat(dir.as_raw_fd(), n.as_ptr(), 0);
+        Errno::result(libc::openat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644,
+        ))
+        .map_err(|e| fail("create device mount point", name, e))?
+    };
+    // SAFETY: the kernel just gave us this fd.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    sys_mount(Some(&cpath(host)), &fd_path(&fd), None, libc::MS_BIND, None).map_err(|e| {
+        fail(
+            "bind the host's device (no mknod in a user namespace)",
+            host,
+            e,
+        )
+    })
 }
 
 fn mknod_at(

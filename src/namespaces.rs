@@ -56,6 +56,12 @@ pub struct NamespacePlan {
     pub new_cgroup: bool,
     pub new_time: bool,
     time_offsets: String,
+    /// A new user namespace: made by the fork itself (clone with CLONE_NEWUSER), so that the
+    /// namespaces made after it, the pid one included, belong to it. Its maps, in
+    /// `/proc/PID/uid_map` form, are written by `create`.
+    pub new_user: bool,
+    pub uid_map: String,
+    pub gid_map: String,
 }
 
 impl NamespacePlan {
@@ -68,6 +74,9 @@ impl NamespacePlan {
             new_cgroup: false,
             new_time: false,
             time_offsets: String::new(),
+            new_user: false,
+            uid_map: String::new(),
+            gid_map: String::new(),
         };
         let mut seen = 0;
         for ns in namespaces(spec) {
@@ -79,9 +88,13 @@ impl NamespacePlan {
             }
             seen |= flag(typ);
             if typ == LinuxNamespaceType::User {
-                return Err(Error::Unsupported(
-                    "user namespaces are not supported yet".into(),
-                ));
+                if ns.path().is_some() {
+                    return Err(Error::Unsupported(
+                        "joining a user namespace by path is not supported yet".into(),
+                    ));
+                }
+                plan.new_user = true;
+                continue;
             }
             match ns.path() {
                 Some(path) => {
@@ -99,6 +112,31 @@ impl NamespacePlan {
                     _ => plan.unshare |= flag(typ),
                 },
             }
+        }
+        let linux = spec.linux().as_ref();
+        let map = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            m.into_iter()
+                .flatten()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>()
+        };
+        plan.uid_map = map(linux.and_then(|l| l.uid_mappings().as_ref()));
+        plan.gid_map = map(linux.and_then(|l| l.gid_mappings().as_ref()));
+        if plan.new_user && (plan.uid_map.is_empty() || plan.gid_map.is_empty()) {
+            return Err(Error::InvalidConfig(
+                "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+            ));
+        }
+        let has_maps = !plan.uid_map.is_empty() || !plan.gid_map.is_empty();
+        if !plan.new_user && has_maps {
+            return Err(Error::InvalidConfig(
+                "linux.uidMappings/gidMappings need a new user namespace".into(),
+            ));
+        }
+        if plan.new_user && plan.join_pid.is_some() {
+            return Err(Error::Unsupported(
+                "a new user namespace with a joined pid namespace is not supported yet".into(),
+            ));
         }
         if let Some(offsets) = spec
             .linux()
@@ -126,9 +164,15 @@ impl NamespacePlan {
         Ok(plan)
     }
 
+    /// With a new user namespace: the flags for the clone that makes the init in it (and in
+    /// a new pid namespace that it owns).
+    pub fn clone_flags(&self) -> libc::c_int {
+        libc::CLONE_NEWUSER | if self.new_pid { libc::CLONE_NEWPID } else { 0 }
+    }
+
     /// In `create`, around the fork: make the next child land in the container's pid namespace.
     pub fn enter_pid_for_children(&self) -> Result<PidNsGuard> {
-        if !self.new_pid && self.join_pid.is_none() {
+        if self.new_user || (!self.new_pid && self.join_pid.is_none()) {
             return Ok(PidNsGuard(None));
         }
         let own = File::open("/proc/thread-self/ns/pid")

@@ -118,12 +118,40 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
     let (parent_sock, child_sock) = sync_pair()?;
     // Everything the child will execve with is built here, so an invalid string fails in
     // `create` rather than in the child.
-    let exec = ExecPlan::new(
+    let mut exec = ExecPlan::new(
         cfg.spec.process().as_ref().expect("validated by create"),
         cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     )?;
+    exec.rlimits_late = !cfg.namespaces.new_user;
 
-    let pid = {
+    let pid = if cfg.namespaces.new_user {
+        // A clone that makes the user namespace (and the pid one, owned by it) with the
+        // child, as fork would otherwise: a pid namespace made before would belong to the
+        // host's user namespace, and the init could not mount its /proc.
+        let flags = cfg.namespaces.clone_flags() | libc::SIGCHLD;
+        // SAFETY: without CLONE_VM and with no new stack, clone returns twice like fork, the
+        // child with a copy of our memory. The child only runs `init`, which never returns.
+        // Unlike glibc's fork this runs no atfork handlers: an embedding program with threads
+        // holding malloc's lock would deadlock the child, so use it only from a thread that may
+        // (the CLI is single-threaded).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        match Errno::result(r).map_err(crate::error::sys_err("clone into a new user namespace"))? {
+            0 => {
+                drop(parent_sock);
+                init(cfg, &exec, child_sock)
+            }
+            child => Pid::from_raw(child as i32),
+        }
+    } else {
         let _pidns = cfg.namespaces.enter_pid_for_children()?;
         // SAFETY: the child only runs `init`, which never returns (it execs or _exits). The
         // library's create path starts no threads; if the embedding program has threads, glibc's
@@ -150,6 +178,12 @@ impl Pending {
     pub fn setup(&self, cfg: &InitConfig, state: &Persisted) -> Result<()> {
         let pid = self.pid;
         let sock = self.sock.as_ref().expect("not committed yet");
+        if cfg.namespaces.new_user {
+            write_id_maps(pid.as_raw(), cfg.namespaces)?;
+            if let Some(p) = cfg.spec.process() {
+                set_rlimits_of(pid.as_raw(), p)?;
+            }
+        }
         cfg.cgroup.add(pid.as_raw())?;
         log::debug!("init {pid} placed in its cgroup");
         if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
@@ -271,7 +305,8 @@ pub struct ExecConfig<'a> {
 /// pid once execve succeeded (the sync socket closes on exec), or its error.
 pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let (parent_sock, child_sock) = sync_pair()?;
-    let exec = ExecPlan::new(cfg.process, cfg.seccomp)?;
+    let mut exec = ExecPlan::new(cfg.process, cfg.seccomp)?;
+    exec.rlimits_late = false;
     let pid = {
         let _pidns = if cfg.pid_namespace {
             Some(crate::namespaces::PidNsGuard::enter(cfg.init)?)
@@ -317,6 +352,33 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     }
 }
 
+/// The maps of the init's new user namespace, from the host (where we may map any id).
+fn write_id_maps(pid: i32, ns: &NamespacePlan) -> Result<()> {
+    for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        // One write: the kernel takes a map only whole, and only once.
+        std::fs::write(&path, map.as_bytes()).map_err(crate::error::io_err("write", &path))?;
+    }
+    Ok(())
+}
+
+/// The config's rlimits on another process (the init, in a user namespace that could not
+/// raise a hard limit itself).
+fn set_rlimits_of(pid: i32, process: &Process) -> Result<()> {
+    for r in process.rlimits().iter().flatten() {
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: prlimit reads the rlimit we own and writes nothing (old is null).
+        Errno::result(unsafe {
+            libc::prlimit(pid, rlimit_resource(r.typ()), &lim, std::ptr::null_mut())
+        })
+        .map_err(crate::error::sys_err("prlimit on the init"))?;
+    }
+    Ok(())
+}
+
 /// A child sent its seccomp listener ('S'): pass it on to the agent at listenerPath.
 fn forward_listener(
     seccomp: Option<&LinuxSeccomp>,
@@ -336,6 +398,8 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     reset_signals();
     undumpable()?;
     wait_for(sock, b'G')?;
+    // Still in the host's user namespace, where a hard limit can be raised.
+    set_rlimits(cfg.process)?;
     if cfg.namespaces != 0 {
         // One setns for all of them, through the pidfd (Linux 5.8+). Joining the mount
         // namespace also moves our root and cwd to the container's root.
@@ -371,6 +435,12 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         }
         Ok(())
     };
+    if cfg.namespaces.new_user {
+        // Our user namespace has no maps until `create` writes them (before 'G'): only then
+        // can we become its root, which the rest of the setup is done as.
+        in_cgroup()?;
+        become_userns_root()?;
+    }
     cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
     if !cfg.no_new_keyring {
         join_session_keyring(cfg.id)?;
@@ -390,6 +460,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         rootfs: cfg.rootfs,
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
+        userns: cfg.namespaces.new_user,
         no_pivot: cfg.no_pivot,
         in_cgroup: &in_cgroup,
     };
@@ -444,7 +515,9 @@ fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan)
     if let Some(console) = console {
         crate::terminal::setup(console, process.console_size())?;
     }
-    set_rlimits(process)?;
+    if exec.rlimits_late {
+        set_rlimits(process)?;
+    }
     let install_seccomp = || -> Step<Option<OwnedFd>> {
         match &exec.seccomp {
             Some(p) => p
@@ -532,6 +605,10 @@ struct ExecPlan {
     has_home: bool,
     /// The seccomp profile, compiled before the fork.
     seccomp: Option<crate::seccomp::Program>,
+    /// Whether `become_process` sets the rlimits. Not where the process is already in a user
+    /// namespace, which cannot raise a hard limit: `create` sets them on the init from the
+    /// host (prlimit), and an exec'd process sets them before it joins.
+    rlimits_late: bool,
 }
 
 impl ExecPlan {
@@ -564,6 +641,7 @@ impl ExecPlan {
             path_var,
             has_home,
             seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
+            rlimits_late: true,
         })
     }
 
@@ -621,6 +699,18 @@ impl ExecPlan {
         }
         env
     }
+}
+
+/// In a new user namespace, once mapped: uid and gid 0 there (any capability it has already).
+fn become_userns_root() -> Step {
+    // SAFETY: setresgid/setresuid take integers only.
+    unsafe {
+        Errno::result(libc::setresgid(0, 0, 0))
+            .map_err(|e| fail("become gid 0 in the user namespace (is it mapped?)", "", e))?;
+        Errno::result(libc::setresuid(0, 0, 0))
+            .map_err(|e| fail("become uid 0 in the user namespace (is it mapped?)", "", e))?;
+    }
+    Ok(())
 }
 
 /// Until execve, a child of ours is the cofferdam binary: a container process that could open

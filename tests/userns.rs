@@ -1,0 +1,131 @@
+//! User namespaces, with the runtime as root: the container's root is an unprivileged uid of
+//! the host, and everything a container needs still works inside (proc, /dev, cgroups, exec).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn container_root_is_an_unprivileged_host_uid() {
+    let env = Env::new("userns");
+    let shared = env.dir.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    // The container's root (host uid 300000) owns the shared directory.
+    std::os::unix::fs::chown(&shared, Some(300_000), Some(300_000)).unwrap();
+    let script = "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; \
+                  echo x > /dev/null && echo dev-null-ok; ls /proc/1/ns >/dev/null && echo proc-ok; \
+                  ls /sys/fs/cgroup | head -1 | grep -q . && echo cgroup-ok; \
+                  touch /shared/made-inside && echo written; \
+                  grep CapEff /proc/self/status; \
+                  exec sleep 1000";
+    let mut b = env.bundle("b", &["sh", "-c", script]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/shared", "type": "bind", "source": shared, "options": ["rbind", "rw"]}),
+    );
+    // The image is the host root's: the mount point must be there already (engines chown
+    // an image to the mapped root instead).
+    std::fs::create_dir_all(b.rootfs().join("shared")).unwrap();
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 512}]);
+    b.save();
+    let id = env.id("c");
+    let out_path = env.dir.join("out");
+    let status = std::process::Command::new(BIN)
+        .args([
+            "--root",
+            env.root.to_str().unwrap(),
+            "run",
+            "-d",
+            "--bundle",
+            b.path_str(),
+            &id,
+        ])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(env.dir.join("err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(env.dir.join("err")).unwrap()
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    // Wait for the script to reach its sleep.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not get to sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], &["0", "0"], "{out}");
+    assert!(out.contains("0     300000      65536"), "{out}");
+    for want in ["dev-null-ok", "proc-ok", "cgroup-ok", "written"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // From the host: an ordinary uid, and the file it made is that uid's.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.contains("Uid:\t300000\t300000\t300000\t300000"),
+        "{status}"
+    );
+    let meta = std::fs::metadata(shared.join("made-inside")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 300_000);
+    // rlimits were set from the host, raising the hard limit past what the namespace could.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains("512") && l.contains("4096")),
+        "{limits}"
+    );
+
+    // exec joins the user namespace too.
+    let out = env.cmd(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("0\n") && text.contains("300000"), "{text}");
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn mappings_without_a_user_namespace_and_the_reverse_are_refused() {
+    let env = Env::new("usernsbad");
+    let mut b = env.bundle("b", &["true"]);
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 1}]);
+    b.save();
+    let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uidMappings"));
+    env.assert_nothing_left(&id);
+
+    let mut b = env.bundle("b2", &["true"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.save();
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uidMappings"));
+    env.assert_nothing_left(&id);
+}
