@@ -19,12 +19,12 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
     let env = Env::new("cve5736");
     let sock = env.dir.join("agent.sock");
     let listener = UnixListener::bind(&sock).unwrap();
-    // Builtins only (no fork, no execve): `{ :; } 3< FILE` opens FILE; `-ef` tells the busybox
-    // the container runs from anything else (the runtime's binary).
+    // Builtins only (no fork, no execve): `{ ...; } 3< FILE` opens FILE, and `-ef` on the
+    // opened fd tells the busybox the container runs from anything else (the runtime's binary).
     let watcher = ": > /dev/shm/hits; : > /dev/shm/ready; \
         while :; do for p in /proc/[0-9]*; do \
           [ \"$p\" = /proc/1 ] && continue; \
-          if { :; } 3< \"$p/exe\" && ! [ \"$p/exe\" -ef /bin/busybox ]; then echo \"$p\" >> /dev/shm/hits; fi; \
+          { [ /proc/self/fd/3 -ef /bin/busybox ] || echo \"$p\" >> /dev/shm/hits; } 3< \"$p/exe\"; \
         done; done 2>/dev/null";
     let mut b = env.bundle("b", &["sh", "-c", watcher]);
     b.config["linux"]["seccomp"] = json!({

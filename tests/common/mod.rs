@@ -398,9 +398,21 @@ pub fn receive_listener(conn: &std::os::unix::net::UnixStream) -> (Value, std::o
     (serde_json::from_slice(&buf[..n]).unwrap(), fd)
 }
 
-/// The next notification, or None when the filter's processes are all gone.
+/// The next notification, or None when the filter's processes are all gone (or after 30 s
+/// without one). The wait is a poll: a blocked NOTIF_RECV is not woken when the last process
+/// of the filter dies on older kernels (6.1), a poll sees POLLHUP.
 pub fn notif_recv(listener: &std::os::fd::OwnedFd) -> Option<Notif> {
     use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one pollfd we own.
+    let n = unsafe { libc::poll(&mut pfd, 1, 30_000) };
+    if n <= 0 || pfd.revents & libc::POLLIN == 0 {
+        return None;
+    }
     let mut req = Notif::default();
     // SAFETY: the ioctl fills the struct we own, of the size its number encodes.
     let r = unsafe { libc::ioctl(listener.as_raw_fd(), NOTIF_RECV, &mut req) };
