@@ -230,6 +230,9 @@ fn create(
             }
         }
     }
+    if let Some(p) = spec.process() {
+        process::check_lsm(p)?;
+    }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
     check_preserved_fds(opts.preserve_fds)?;
@@ -564,6 +567,7 @@ impl Container {
         process: &oci_spec::runtime::Process,
         opts: &ExecOptions,
     ) -> Result<ExecProcess> {
+        process::check_lsm(process)?;
         let st = state::read(&self.dir, &self.id)?;
         let status = st.status(&self.dir);
         if !matches!(status, Status::Created | Status::Running) {

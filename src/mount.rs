@@ -679,7 +679,12 @@ pub(crate) fn check_fs(fd: &OwnedFd, magic: i64, what: &str, path: &str) -> Step
 /// a mount or following a symlink below it: a mount or link the config puts over /proc/sys
 /// cannot redirect the write to another file (CVE-2025-52881, CVE-2019-19921).
 fn write_sysctl(key: &str, value: &str) -> Step {
-    let rel = format!("sys/{}", key.replace('.', "/"));
+    write_proc("sysctl", &format!("sys/{}", key.replace('.', "/")), value)
+}
+
+/// Write `value` to `/proc/<rel>` through the container's procfs, checked to be procfs, with
+/// no mount crossed and no link followed below it.
+pub(crate) fn write_proc(what: &str, rel: &str, value: &str) -> Step {
     let path = format!("/proc/{rel}");
     let proc = open_path(
         c"/proc",
@@ -689,7 +694,7 @@ fn write_sysctl(key: &str, value: &str) -> Step {
     check_fs(&proc, PROC_SUPER_MAGIC, "procfs", "/proc")?;
     let fd = openat2(
         &proc,
-        Path::new(&rel),
+        Path::new(rel),
         libc::O_WRONLY,
         libc::RESOLVE_BENEATH
             | libc::RESOLVE_NO_SYMLINKS
@@ -697,14 +702,12 @@ fn write_sysctl(key: &str, value: &str) -> Step {
             | libc::RESOLVE_NO_XDEV,
     )
     .map_err(|e| {
-        fail(
-            "open sysctl (on the container's procfs, no mount crossed)",
-            &path,
-            e,
-        )
+        let step = format!("open {what} (on the container's procfs, no mount crossed)");
+        fail(&step, &path, e)
     })?;
     check_fs(&fd, PROC_SUPER_MAGIC, "procfs", &path)?;
-    nix::unistd::write(&fd, value.as_bytes()).map_err(|e| fail("write sysctl", &path, e))?;
+    nix::unistd::write(&fd, value.as_bytes())
+        .map_err(|e| fail(&format!("write {what}"), &path, e))?;
     Ok(())
 }
 

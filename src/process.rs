@@ -526,6 +526,8 @@ fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan)
             None => Ok(None),
         }
     };
+    // The LSM label takes effect at execve; written while /proc is still ours to check.
+    apply_lsm_label(process)?;
     // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, so it goes on before
     // the capabilities are dropped (and the profile must allow what follows, as with runc);
     // with it, as late as we can, so that the profile sees almost nothing of ours.
@@ -699,6 +701,62 @@ impl ExecPlan {
         }
         env
     }
+}
+
+/// Whether the host enforces AppArmor / SELinux, which a config's labels need.
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+fn selinux_enabled() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// Before anything is made: a label the host cannot apply is an error, not a container
+/// that silently runs unconfined.
+pub fn check_lsm(process: &Process) -> Result<()> {
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        && !apparmor_enabled()
+    {
+        return Err(Error::Unsupported(format!(
+            "process.apparmorProfile {p:?}: AppArmor is not enabled on this host"
+        )));
+    }
+    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty())
+        && !selinux_enabled()
+    {
+        return Err(Error::Unsupported(format!(
+            "process.selinuxLabel {l:?}: SELinux is not enabled on this host"
+        )));
+    }
+    Ok(())
+}
+
+/// Ask the LSM to move the process into its profile or label at execve, through our own
+/// procfs entry, checked (a mount over /proc could redirect a plain path: CVE-2019-19921).
+fn apply_lsm_label(process: &Process) -> Step {
+    let pid = std::process::id();
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        // Linux 5.8+ has a per-LSM directory; older kernels only the shared file.
+        let file = if Path::new(&format!("/proc/{pid}/attr/apparmor")).exists() {
+            format!("{pid}/attr/apparmor/exec")
+        } else {
+            format!("{pid}/attr/exec")
+        };
+        mount::write_proc("AppArmor profile", &file, &format!("exec {p}"))?;
+    }
+    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+        mount::write_proc("SELinux label", &format!("{pid}/attr/exec"), l)?;
+    }
+    Ok(())
 }
 
 /// In a new user namespace, once mapped: uid and gid 0 there (any capability it has already).

@@ -304,3 +304,37 @@ fn cve_2021_30465_a_symlink_in_the_image_cannot_lead_a_mount_onto_the_host() {
     assert!(!mountinfo.contains(target.to_str().unwrap()));
     env.assert_nothing_left(&id);
 }
+
+/// AppArmor and SELinux labels: applied where the host enforces the LSM; asked for where it
+/// does not, a clear error rather than a container that runs unconfined.
+#[test]
+fn lsm_labels_are_applied_or_refused() {
+    let env = Env::new("lsm");
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    let mut b = env.bundle("b", &["cat", "/proc/self/attr/current"]);
+    b.config["process"]["apparmorProfile"] = json!("unconfined");
+    b.save();
+    let id = env.id("c");
+    let (code, out, err) = env.run(&b, &id);
+    if apparmor {
+        // "unconfined" is the one profile every AppArmor host has.
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("unconfined"), "{out}");
+    } else {
+        assert_ne!(code, 0);
+        assert!(err.contains("AppArmor is not enabled"), "{err}");
+    }
+    env.assert_nothing_left(&id);
+
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        let mut b = env.bundle("b2", &["true"]);
+        b.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+        b.save();
+        let id = env.id("c2");
+        let (code, _, err) = env.run(&b, &id);
+        assert_ne!(code, 0);
+        assert!(err.contains("SELinux is not enabled"), "{err}");
+        env.assert_nothing_left(&id);
+    }
+}

@@ -491,6 +491,12 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
             if a.has("no-new-privs") {
                 p.set_no_new_privileges(Some(true));
             }
+            if let Some(profile) = a.get("apparmor") {
+                p.set_apparmor_profile(Some(profile.into()));
+            }
+            if let Some(label) = a.get("process-label") {
+                p.set_selinux_label(Some(label.into()));
+            }
             let added = a
                 .all("cap")
                 .map(|name| {
