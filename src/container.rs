@@ -20,6 +20,19 @@ pub use control::Event;
 /// The state root runc-compatible tools expect for cofferdam.
 pub const DEFAULT_ROOT: &str = "/run/cofferdam";
 
+/// The state root when none is given: [`DEFAULT_ROOT`] for root; for another user (rootless)
+/// `$XDG_RUNTIME_DIR/cofferdam`, or `/tmp/cofferdam-<uid>` without it.
+pub fn default_root() -> PathBuf {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return PathBuf::from(DEFAULT_ROOT);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("cofferdam"),
+        None => PathBuf::from(format!("/tmp/cofferdam-{uid}")),
+    }
+}
+
 /// Options of `create` beyond the bundle. All default to runc's defaults.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -106,7 +119,7 @@ impl ContainerBuilder {
     pub fn new(id: impl Into<String>) -> Self {
         ContainerBuilder {
             id: id.into(),
-            root: PathBuf::from(DEFAULT_ROOT),
+            root: default_root(),
             bundle: None,
             spec: None,
             rootfs: None,
@@ -239,11 +252,31 @@ fn create(
     let namespaces = NamespacePlan::new(&spec)?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     log::debug!("create {id}: config checked");
-    let layout = Layout::detect()?;
-
-    let cgroup = match &explicit_cgroup {
-        Some(path) => Cgroup::plan(&layout, path)?,
-        None => Cgroup::plan_default(&layout, id)?,
+    // Rootless: no cgroup is ours to make (none is delegated), so there is none, and a
+    // resource that needs one is refused rather than silently not enforced.
+    let rootless = !nix::unistd::geteuid().is_root();
+    let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cgroup = if rootless {
+        if resources.is_some_and(|r| {
+            serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        }) {
+            return Err(Error::Unsupported(
+                "linux.resources: a rootless container has no cgroup (none is delegated to this user)".into(),
+            ));
+        }
+        if !namespaces.new_user {
+            return Err(Error::Unsupported(
+                "a rootless container needs a user namespace (see `cofferdam spec --rootless`)"
+                    .into(),
+            ));
+        }
+        Cgroup::default()
+    } else {
+        let layout = Layout::detect()?;
+        match &explicit_cgroup {
+            Some(path) => Cgroup::plan(&layout, path)?,
+            None => Cgroup::plan_default(&layout, id)?,
+        }
     };
     let me = Proc::of(std::process::id() as i32).ok_or(Error::Sys {
         op: "read own /proc/self/stat",
@@ -578,6 +611,13 @@ impl Container {
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
+        if pid_namespace && !nix::unistd::geteuid().is_root() {
+            // Entering a pid namespace takes CAP_SYS_ADMIN where the caller is, too.
+            return Err(Error::Unsupported(
+                "exec into a rootless container with its own pid namespace is not supported yet"
+                    .into(),
+            ));
+        }
         let terminal = process.terminal() == Some(true);
         let (console, own_end) =
             console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;

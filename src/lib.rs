@@ -43,7 +43,7 @@ pub mod terminal;
 pub use cgroups::Stats;
 pub use container::{
     Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, Event, ExecOptions, ExecProcess,
-    exit_code, validate_id,
+    default_root, exit_code, validate_id,
 };
 pub use error::{Error, InitError, Result};
 pub use nix::sys::signal::Signal;

@@ -352,12 +352,50 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     }
 }
 
-/// The maps of the init's new user namespace, from the host (where we may map any id).
+/// The maps of the init's new user namespace, written from outside it. Root may map any ids.
+/// An unprivileged caller may write only its own uid and gid (after denying setgroups); other
+/// maps go through the setuid helpers newuidmap/newgidmap, which check /etc/subuid and
+/// /etc/subgid, as with runc and podman.
 fn write_id_maps(pid: i32, ns: &NamespacePlan) -> Result<()> {
-    for (file, map) in [("uid_map", &ns.uid_map), ("gid_map", &ns.gid_map)] {
+    let root = nix::unistd::geteuid().is_root();
+    // One line mapping exactly one id, the caller's own.
+    let own = |map: &str, id: u32| {
+        let f: Vec<&str> = map.split_whitespace().collect();
+        f.len() == 3 && f[1] == id.to_string() && f[2] == "1"
+    };
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    for (file, map, helper, mine) in [
+        ("uid_map", &ns.uid_map, "newuidmap", own(&ns.uid_map, uid)),
+        ("gid_map", &ns.gid_map, "newgidmap", own(&ns.gid_map, gid)),
+    ] {
         let path = format!("/proc/{pid}/{file}");
-        // One write: the kernel takes a map only whole, and only once.
-        std::fs::write(&path, map.as_bytes()).map_err(crate::error::io_err("write", &path))?;
+        if root || mine {
+            if !root && file == "gid_map" {
+                let sg = format!("/proc/{pid}/setgroups");
+                std::fs::write(&sg, "deny").map_err(crate::error::io_err("write", &sg))?;
+            }
+            // One write: the kernel takes a map only whole, and only once.
+            std::fs::write(&path, map.as_bytes()).map_err(crate::error::io_err("write", &path))?;
+            continue;
+        }
+        let out = std::process::Command::new(helper)
+            .arg(pid.to_string())
+            .args(map.split_whitespace())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|source| Error::Io {
+                op: "run (needed to map ids other than the caller's own; package uidmap)",
+                path: helper.into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Unsupported(format!(
+                "{helper} {pid} {}: {}",
+                map.split_whitespace().collect::<Vec<_>>().join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
     }
     Ok(())
 }
@@ -414,7 +452,12 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
     reset_signals();
-    undumpable()?;
+    // In a new user namespace, only once `create` has written our maps: an unprivileged
+    // creator cannot write them to a process that is not dumpable. Nothing else is in our
+    // namespaces before then.
+    if !cfg.namespaces.new_user {
+        undumpable()?;
+    }
     // SAFETY: umask only sets a process attribute. Devices and dirs get exactly their modes.
     unsafe { libc::umask(0) };
 
@@ -439,6 +482,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         // Our user namespace has no maps until `create` writes them (before 'G'): only then
         // can we become its root, which the rest of the setup is done as.
         in_cgroup()?;
+        undumpable()?;
         become_userns_root()?;
     }
     cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
@@ -759,6 +803,10 @@ fn apply_lsm_label(process: &Process) -> Step {
     Ok(())
 }
 
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
 /// In a new user namespace, once mapped: uid and gid 0 there (any capability it has already).
 fn become_userns_root() -> Step {
     // SAFETY: setresgid/setresuid take integers only.
@@ -867,8 +915,13 @@ fn set_user_and_capabilities(process: &Process) -> Step {
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
     // SAFETY: setgroups reads `len` gids from the vector we own; the rest take integers.
     unsafe {
-        Errno::result(libc::setgroups(groups.len(), groups.as_ptr()))
-            .map_err(|e| fail("setgroups", format!("{groups:?}"), e))?;
+        match Errno::result(libc::setgroups(groups.len(), groups.as_ptr())) {
+            Ok(_) => {}
+            // A rootless user namespace denies setgroups: with none asked for, the caller's
+            // supplementary groups stay (unmapped inside), as with runc.
+            Err(Errno::EPERM) if groups.is_empty() && setgroups_denied() => {}
+            Err(e) => return Err(fail("setgroups", format!("{groups:?}"), e)),
+        }
         Errno::result(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0))
             .map_err(|e| fail("set keepcaps", "", e))?;
         Errno::result(libc::setresgid(user.gid(), user.gid(), user.gid()))

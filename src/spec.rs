@@ -125,7 +125,34 @@ pub fn check_version(v: &str) -> Result<()> {
 /// The config `cofferdam spec` writes: runc's default, with a cgroup namespace, as JSON text
 /// indented with tabs the way runc prints it.
 pub fn default_spec_json() -> String {
-    let spec = default_spec_value();
+    to_json_text(&default_spec_value())
+}
+
+/// `spec --rootless`: the default made runnable by an unprivileged user `uid`:`gid`, as runc's
+/// is: a user namespace mapping them to root, no cgroup resources (none are delegated), and
+/// devpts without `gid=5` (no such group in a one-id namespace).
+pub fn rootless_spec_json(uid: u32, gid: u32) -> String {
+    let mut v = default_spec_value();
+    v["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(serde_json::json!({"type": "user"}));
+    v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(l) = v["linux"].as_object_mut() {
+        l.remove("resources");
+    }
+    for m in v["mounts"].as_array_mut().expect("mounts") {
+        if m["type"] == "devpts"
+            && let Some(o) = m["options"].as_array_mut()
+        {
+            o.retain(|o| o != "gid=5");
+        }
+    }
+    to_json_text(&v)
+}
+
+fn to_json_text(spec: &serde_json::Value) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);

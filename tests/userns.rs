@@ -129,3 +129,147 @@ fn mappings_without_a_user_namespace_and_the_reverse_are_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("uidMappings"));
     env.assert_nothing_left(&id);
 }
+
+/// Rootless: an unprivileged user (made by the test) runs a container from `spec --rootless`:
+/// no cgroup, its own uid as the container's root, its state under its own directory.
+#[test]
+fn an_unprivileged_user_runs_a_container() {
+    let env = Env::new("rootless");
+    let user = "cofferdam-rootless";
+    // Made for this test and removed after it, failed or not.
+    struct UserGuard(&'static str);
+    impl Drop for UserGuard {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("userdel").arg(self.0).output();
+        }
+    }
+    let _ = std::process::Command::new("userdel").arg(user).output();
+    let out = std::process::Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            user,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "useradd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _user = UserGuard(user);
+    let id_of = |flag: &str| -> u32 {
+        let o = std::process::Command::new("id")
+            .args([flag, user])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    let (uid, gid) = (id_of("-u"), id_of("-g"));
+    let b = env.bundle("b", &["true"]);
+    // The user's own bundle dir and state root; the rootfs stays the host root's (read only).
+    let bundle = env.dir.join("mine");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::os::unix::fs::symlink(b.rootfs(), bundle.join("rootfs")).unwrap();
+    let state = env.dir.join("mystate");
+    std::fs::create_dir_all(&state).unwrap();
+    for d in [&bundle, &state] {
+        std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+    }
+    let as_user = |args: &[&str]| {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "--",
+            ])
+            .arg(BIN)
+            .args(["--root", state.to_str().unwrap()])
+            .args(args)
+            .current_dir(&bundle)
+            .stdin(std::process::Stdio::null())
+            // Files, not pipes: a detached container keeps create's stdio.
+            .stdout(std::fs::File::create(env.dir.join("as-user.out")).unwrap())
+            .stderr(std::fs::File::create(env.dir.join("as-user.err")).unwrap())
+            .status()
+            .unwrap();
+        let read = |f: &str| std::fs::read_to_string(env.dir.join(f)).unwrap();
+        (
+            out.code().unwrap_or(-1),
+            read("as-user.out"),
+            read("as-user.err"),
+        )
+    };
+    let (code, _, err) = as_user(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "{err}");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["linux"]["uidMappings"][0]["hostID"], uid);
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; hostname; ls /dev/null; grep -c . /proc/self/mountinfo"
+    ]);
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let cid = env.id("c");
+    let (code, out, err) = as_user(&["run", &cid]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    assert!(
+        lines[1].split_whitespace().collect::<Vec<_>>() == ["0", &uid.to_string(), "1"],
+        "{out}"
+    );
+    assert_eq!(lines[2], "cofferdam", "{out}");
+    assert_eq!(lines[3], "/dev/null", "{out}");
+    assert!(!state.join(&cid).exists(), "run leaves no state");
+
+    // Detached, with exec, kill and delete, all as the user.
+    config["process"]["args"] = json!(["sleep", "1000"]);
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = as_user(&["run", "-d", &cid]);
+    assert_eq!(code, 0, "{err}");
+    // exec would have to enter the container's pid namespace, which takes a privilege the
+    // user does not have where it is: refused clearly (not supported yet).
+    let (code, _, err) = as_user(&["exec", &cid, "id", "-u"]);
+    assert_eq!(code, 255);
+    assert!(
+        err.contains("rootless") && err.contains("not supported"),
+        "{err}"
+    );
+    let (code, out, _) = as_user(&["state", &cid]);
+    assert_eq!(code, 0);
+    let pid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains(&format!("Uid:\t{uid}\t{uid}")), "{status}");
+    let (code, _, err) = as_user(&["delete", "--force", &cid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!state.join(&cid).exists());
+
+    // Resources need a cgroup, which the user has none of: a clear error, nothing left.
+    config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = as_user(&["create", &cid]);
+    assert_ne!(code, 0);
+    assert!(err.contains("rootless") && err.contains("cgroup"), "{err}");
+    assert!(!state.join(&cid).exists());
+    env.assert_nothing_left(&cid);
+}

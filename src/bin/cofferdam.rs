@@ -224,7 +224,10 @@ fn main() -> ExitCode {
         global.get("log-format") == Some("json"),
         global.has("debug"),
     );
-    let root = PathBuf::from(global.get("root").unwrap_or(cofferdam::DEFAULT_ROOT));
+    let root = global
+        .get("root")
+        .map(PathBuf::from)
+        .unwrap_or_else(cofferdam::default_root);
     let cmd = argv[cmd_at].as_str();
     let rest = &argv[cmd_at + 1..];
     let result = if global.has("systemd-cgroup") && matches!(cmd, "create" | "run") {
@@ -346,12 +349,16 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
                 ))
                 .into());
             }
-            std::fs::write(&path, cofferdam::default_spec_json() + "\n").map_err(|source| {
-                Error::Io {
-                    op: "write",
-                    path,
-                    source,
-                }
+            let text = if a.has("rootless") {
+                let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+                cofferdam::spec::rootless_spec_json(uid.as_raw(), gid.as_raw())
+            } else {
+                cofferdam::default_spec_json()
+            };
+            std::fs::write(&path, text + "\n").map_err(|source| Error::Io {
+                op: "write",
+                path,
+                source,
             })?;
         }
         _ => unreachable!("table_for knows the commands"),
