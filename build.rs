@@ -17,6 +17,11 @@ fn main() {
     }
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         static_unwinder();
+        // RELR: the relative relocations of a position-independent binary in a packed form
+        // (glibc 2.36+, binutils 2.38+): a smaller binary that keeps its ASLR.
+        if linker_knows("-Wl,-z,pack-relative-relocs") {
+            println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+        }
     }
 }
 
@@ -35,4 +40,20 @@ fn static_unwinder() {
     if std::fs::copy(&eh, dir.join("libgcc_s.a")).is_ok() {
         println!("cargo:rustc-link-search=native={}", dir.display());
     }
+}
+
+/// Whether `cc` links a trivial program with this flag (an older toolchain would fail the build).
+fn linker_knows(flag: &str) -> bool {
+    let dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let src = dir.join("probe.c");
+    if std::fs::write(&src, "int main(void) { return 0; }\n").is_err() {
+        return false;
+    }
+    std::process::Command::new("cc")
+        .arg(&src)
+        .arg(flag)
+        .arg("-o")
+        .arg(dir.join("probe"))
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
