@@ -41,6 +41,9 @@ pub struct FsContext<'a> {
     /// In a new user namespace: no mknod (device nodes are bound from the host's), and v1
     /// cgroup hierarchies are bound rather than mounted.
     pub userns: bool,
+    /// For each mount with `uidMappings`/`gidMappings` (by index): a user namespace with those
+    /// maps, made by `create`, whose ids the idmapped bind shows.
+    pub idmaps: &'a [(usize, OwnedFd)],
     pub no_pivot: bool,
     /// Waits until `create` has put the init in its cgroup and enters the cgroup namespace
     /// (once; later calls return at once). Called before the first `cgroup` mount.
@@ -89,8 +92,9 @@ pub fn setup_rootfs(ctx: &FsContext) -> Step {
     .map_err(|e| fail("bind the rootfs onto itself", ctx.rootfs, e))?;
     let root = open_dir(ctx.rootfs).map_err(|e| fail("open rootfs", ctx.rootfs, e))?;
 
-    for m in ctx.spec.mounts().iter().flatten() {
-        mount_entry(&root, m, ctx)?;
+    for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
+        let idmap = ctx.idmaps.iter().find(|(n, _)| *n == i).map(|(_, fd)| fd);
+        mount_entry(&root, m, idmap, ctx)?;
     }
     setup_dev(&root, ctx)?;
     // The cwd must exist in the container; create it as root, before the user switch.
@@ -197,6 +201,10 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             "loud" => (false, libc::MS_SILENT),
             "bind" => (true, libc::MS_BIND),
             "rbind" => (true, libc::MS_BIND | libc::MS_REC),
+            // The mount's uidMappings/gidMappings make it idmapped; the options only say so
+            // (and ridmap: on every mount below it too, which an rbind gives).
+            "idmap" => (true, 0),
+            "ridmap" => (true, libc::MS_REC),
             _ => {
                 out.data.push(o.clone());
                 continue;
@@ -244,7 +252,7 @@ pub fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
     }
 }
 
-fn mount_entry(root: &OwnedFd, m: &Mount, ctx: &FsContext) -> Step {
+fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsContext) -> Step {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -262,20 +270,31 @@ fn mount_entry(root: &OwnedFd, m: &Mount, ctx: &FsContext) -> Step {
         };
         let target =
             resolve(root, dest, kind).map_err(|e| fail("resolve mount destination", dest, e))?;
-        sys_mount(
-            Some(&cpath(&src)),
-            &fd_path(&target),
-            None,
-            libc::MS_BIND | (opts.flags & libc::MS_REC),
-            None,
-        )
-        .map_err(|e| {
-            fail(
-                "bind mount",
-                format!("{} on {}", src.display(), dest.display()),
-                e,
+        match idmap {
+            Some(userns) => idmapped_bind(&src, &target, userns, opts.flags & libc::MS_REC != 0)
+                .map_err(|e| {
+                    let what = format!("{} on {}", src.display(), dest.display());
+                    fail(
+                        "idmapped bind mount (does the filesystem support it?)",
+                        what,
+                        e,
+                    )
+                })?,
+            None => sys_mount(
+                Some(&cpath(&src)),
+                &fd_path(&target),
+                None,
+                libc::MS_BIND | (opts.flags & libc::MS_REC),
+                None,
             )
-        })?;
+            .map_err(|e| {
+                fail(
+                    "bind mount",
+                    format!("{} on {}", src.display(), dest.display()),
+                    e,
+                )
+            })?,
+        }
         // The fd still names the directory under the new mount; look the path up again.
         let target = resolve(root, dest, Create::None)
             .map_err(|e| fail("resolve mount destination", dest, e))?;
@@ -311,6 +330,71 @@ fn mount_entry(root: &OwnedFd, m: &Mount, ctx: &FsContext) -> Step {
         sys_mount(None, &fd_path(&target), None, *p, None)
             .map_err(|e| fail("set mount propagation", dest, e))?;
     }
+    Ok(())
+}
+
+/// A bind mount whose ids are seen through `userns`'s maps (mount `uidMappings`/`gidMappings`,
+/// Linux 5.12+): a detached copy of the source tree, marked idmapped, moved onto the target.
+fn idmapped_bind(
+    src: &Path,
+    target: &OwnedFd,
+    userns: &OwnedFd,
+    recursive: bool,
+) -> Result<(), Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
+    let c = cpath(src);
+    // SAFETY: open_tree reads the NUL-terminated path; the returned fd is new and ours.
+    let tree = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
+        )
+    })?;
+    // SAFETY: the kernel just gave us this fd.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: mount_setattr reads the mount_attr we own, of the size we pass; "" with
+    // AT_EMPTY_PATH acts on the tree fd itself.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | rec,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    // SAFETY: move_mount between two fds we own, with empty paths.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
     Ok(())
 }
 

@@ -62,6 +62,8 @@ pub struct NamespacePlan {
     pub new_user: bool,
     pub uid_map: String,
     pub gid_map: String,
+    /// Idmapped mounts: (index in `mounts`, a user namespace with that mount's maps).
+    pub idmaps: Vec<(usize, OwnedFd)>,
 }
 
 impl NamespacePlan {
@@ -77,6 +79,7 @@ impl NamespacePlan {
             new_user: false,
             uid_map: String::new(),
             gid_map: String::new(),
+            idmaps: Vec::new(),
         };
         let mut seen = 0;
         for ns in namespaces(spec) {
@@ -137,6 +140,27 @@ impl NamespacePlan {
             return Err(Error::Unsupported(
                 "a new user namespace with a joined pid namespace is not supported yet".into(),
             ));
+        }
+        for (i, m) in spec.mounts().iter().flatten().enumerate() {
+            let (u, g) = (
+                map(m.uid_mappings().as_ref()),
+                map(m.gid_mappings().as_ref()),
+            );
+            if u.is_empty() && g.is_empty() {
+                continue;
+            }
+            let dest = m.destination().display();
+            if u.is_empty() || g.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "mount {dest}: uidMappings and gidMappings go together"
+                )));
+            }
+            if !crate::mount::is_bind(m) {
+                return Err(Error::InvalidConfig(format!(
+                    "mount {dest}: only bind mounts can be idmapped"
+                )));
+            }
+            plan.idmaps.push((i, userns_with_maps(&u, &g)?));
         }
         if let Some(offsets) = spec
             .linux()
@@ -283,4 +307,49 @@ fn setns(fd: libc::c_int, nstype: libc::c_int, op: &'static str) -> Result<()> {
 
 pub(crate) fn errno_of(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A user namespace with the given maps, for an idmapped mount: a child cloned into a new
+/// user namespace only lives until its maps are written and the namespace is opened.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    let (r, w) = nix::unistd::pipe().map_err(crate::error::sys_err("pipe"))?;
+    // SAFETY: as fork: without CLONE_VM and with no new stack the child has a copy of our
+    // memory; it only blocks on a read and _exits (both async-signal-safe).
+    let pid = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })
+    .map_err(crate::error::sys_err(
+        "clone a user namespace for an idmapped mount",
+    ))?;
+    if pid == 0 {
+        drop(w);
+        let mut b = [0u8; 1];
+        // SAFETY: read into our buffer, then _exit without running any destructor.
+        unsafe {
+            libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    drop(r);
+    let pid = pid as i32;
+    let result = (|| {
+        for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+            let path = format!("/proc/{pid}/{file}");
+            std::fs::write(&path, map).map_err(crate::error::io_err("write", &path))?;
+        }
+        let path = format!("/proc/{pid}/ns/user");
+        File::open(&path)
+            .map(OwnedFd::from)
+            .map_err(crate::error::io_err("open", &path))
+    })();
+    drop(w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    result
 }

@@ -505,6 +505,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
         userns: cfg.namespaces.new_user,
+        idmaps: &cfg.namespaces.idmaps,
         no_pivot: cfg.no_pivot,
         in_cgroup: &in_cgroup,
     };
