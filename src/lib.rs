@@ -30,6 +30,7 @@
 pub mod cgroups;
 mod container;
 mod error;
+pub mod features;
 pub mod hooks;
 pub mod mount;
 pub mod namespaces;

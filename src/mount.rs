@@ -158,6 +158,45 @@ pub struct MountOptions {
     pub flags: u64,
     pub propagation: Vec<u64>,
     pub data: Vec<String>,
+    /// runc's recursive attributes (`rro`, `rnosuid`, ...): mount_setattr(AT_RECURSIVE) bits
+    /// to set and to clear on the mount and every mount below it.
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// tmpfs only: copy what the image has at the destination into the new tmpfs.
+    pub tmpcopyup: bool,
+}
+
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_ATIME_MASK: u64 = 0x70;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// A recursive attribute option: (bits to set, bits to clear).
+fn recursive_attr(o: &str) -> Option<(u64, u64)> {
+    Some(match o {
+        "rro" => (ATTR_RDONLY, 0),
+        "rrw" => (0, ATTR_RDONLY),
+        "rnosuid" => (ATTR_NOSUID, 0),
+        "rsuid" => (0, ATTR_NOSUID),
+        "rnodev" => (ATTR_NODEV, 0),
+        "rdev" => (0, ATTR_NODEV),
+        "rnoexec" => (ATTR_NOEXEC, 0),
+        "rexec" => (0, ATTR_NOEXEC),
+        "rnodiratime" => (ATTR_NODIRATIME, 0),
+        "rdiratime" => (0, ATTR_NODIRATIME),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, ATTR_NOSYMFOLLOW),
+        // The atime mode is one field: clearing the mask and setting none is relatime.
+        "rrelatime" | "ratime" | "rnostrictatime" => (0, ATTR_ATIME_MASK),
+        "rnorelatime" | "rstrictatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
+        "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
+        _ => return None,
+    })
 }
 
 /// Parse fstab-style options (`ro`, `nosuid`, `rbind`, `rslave`, `mode=755`...): flags set or
@@ -167,6 +206,15 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
     for o in opts {
         if let Some(p) = propagation_flag(o) {
             out.propagation.push(p);
+            continue;
+        }
+        if let Some((set, clr)) = recursive_attr(o) {
+            out.rec_set = (out.rec_set & !clr) | set;
+            out.rec_clr = (out.rec_clr & !set) | clr;
+            continue;
+        }
+        if o == "tmpcopyup" {
+            out.tmpcopyup = true;
             continue;
         }
         let (set, flag) = match o.as_str() {
@@ -198,6 +246,8 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             "iversion" => (true, libc::MS_I_VERSION),
             "noiversion" => (false, libc::MS_I_VERSION),
             "silent" => (true, libc::MS_SILENT),
+            "nosymfollow" => (true, libc::MS_NOSYMFOLLOW),
+            "symfollow" => (false, libc::MS_NOSYMFOLLOW),
             "loud" => (false, libc::MS_SILENT),
             "bind" => (true, libc::MS_BIND),
             "rbind" => (true, libc::MS_BIND | libc::MS_REC),
@@ -308,6 +358,12 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
     } else {
         let target = resolve(root, dest, Create::Dir)
             .map_err(|e| fail("resolve mount destination", dest, e))?;
+        // What the image has there, read once the tmpfs hides it (an fd keeps it reachable).
+        let copy_from = if opts.tmpcopyup && typ == "tmpfs" {
+            Some(reopen_dir(&target).map_err(|e| fail("open for tmpcopyup", dest, e))?)
+        } else {
+            None
+        };
         let src = CString::new(
             m.source()
                 .as_ref()
@@ -324,11 +380,169 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
             (!opts.data.is_empty()).then_some(data.as_c_str()),
         )
         .map_err(|e| fail(&format!("mount {typ}"), dest, e))?;
-        resolve(root, dest, Create::None).map_err(|e| fail("resolve mount destination", dest, e))?
+        let mounted = resolve(root, dest, Create::None)
+            .map_err(|e| fail("resolve mount destination", dest, e))?;
+        if let Some(from) = copy_from {
+            let to = reopen_dir(&mounted).map_err(|e| fail("open for tmpcopyup", dest, e))?;
+            copy_tree(&from, &to, dest)?;
+        }
+        mounted
     };
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        set_recursive_attrs(&target, opts.rec_set, opts.rec_clr)
+            .map_err(|e| fail("set recursive mount attributes", dest, e))?;
+    }
     for p in &opts.propagation {
         sys_mount(None, &fd_path(&target), None, *p, None)
             .map_err(|e| fail("set mount propagation", dest, e))?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+fn mount_setattr(fd: &OwnedFd, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+    // SAFETY: mount_setattr reads the mount_attr we own, of the size we pass; "" with
+    // AT_EMPTY_PATH acts on the mount the fd is on.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// runc's `rro`, `rnosuid`...: the attributes on the mount and every mount below it (Linux
+/// 5.12+), which a remount cannot do.
+fn set_recursive_attrs(target: &OwnedFd, set: u64, clr: u64) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr(target, AT_RECURSIVE, &attr)
+}
+
+/// An O_PATH directory fd reopened for reading its entries.
+fn reopen_dir(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: openat "." of a directory fd we own; the returned fd is new and ours.
+    let r = Errno::result(unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: the kernel just gave us this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// `tmpcopyup`: copy the directory `from` (the image's, hidden by the new tmpfs) into `to`,
+/// keeping modes, owners, links and device nodes, never following a link. The tmpfs root
+/// takes the directory's mode and owner.
+fn copy_tree(from: &OwnedFd, to: &OwnedFd, dest: &Path) -> Step {
+    let err = |what: &str, name: &std::ffi::OsStr, e: Errno| {
+        fail(&format!("tmpcopyup: {what}"), dest.join(name), e)
+    };
+    let st = nix::sys::stat::fstat(from).map_err(|e| fail("tmpcopyup: stat", dest, e))?;
+    let _ = nix::sys::stat::fchmod(to, nix::sys::stat::Mode::from_bits_truncate(st.st_mode));
+    let _ = nix::unistd::fchown(
+        to,
+        Some(nix::unistd::Uid::from_raw(st.st_uid)),
+        Some(nix::unistd::Gid::from_raw(st.st_gid)),
+    );
+    let dup = nix::unistd::dup(from).map_err(|e| fail("tmpcopyup: dup", dest, e))?;
+    let mut dir = nix::dir::Dir::from_fd(dup).map_err(|e| fail("tmpcopyup: read dir", dest, e))?;
+    for entry in dir.iter() {
+        let entry = entry.map_err(|e| fail("tmpcopyup: read dir", dest, e))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let os = std::ffi::OsStr::from_bytes(name.to_bytes());
+        let st = nix::sys::stat::fstatat(from, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| err("stat", os, e))?;
+        let mode = st.st_mode & 0o7777;
+        let kind = st.st_mode & libc::S_IFMT;
+        // SAFETY: *at calls with dirfds we own and a NUL-terminated single-component name.
+        unsafe {
+            match kind {
+                libc::S_IFDIR => {
+                    Errno::result(libc::mkdirat(to.as_raw_fd(), name.as_ptr(), mode))
+                        .map_err(|e| err("mkdir", os, e))?;
+                    let open = |d: &OwnedFd| -> Result<OwnedFd, Errno> {
+                        let r = Errno::result(libc::openat(
+                            d.as_raw_fd(),
+                            name.as_ptr(),
+                            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                        ))?;
+                        Ok(OwnedFd::from_raw_fd(r))
+                    };
+                    let (f, t) = (
+                        open(from).map_err(|e| err("open", os, e))?,
+                        open(to).map_err(|e| err("open", os, e))?,
+                    );
+                    copy_tree(&f, &t, &dest.join(os))?;
+                    continue;
+                }
+                libc::S_IFREG => {
+                    let src = Errno::result(libc::openat(
+                        from.as_raw_fd(),
+                        name.as_ptr(),
+                        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    ))
+                    .map_err(|e| err("open", os, e))?;
+                    let dst = Errno::result(libc::openat(
+                        to.as_raw_fd(),
+                        name.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                        mode,
+                    ))
+                    .map_err(|e| err("create", os, e))?;
+                    let mut src = std::fs::File::from_raw_fd(src);
+                    let mut dst = std::fs::File::from_raw_fd(dst);
+                    std::io::copy(&mut src, &mut dst).map_err(|e| err("copy", os, io_errno(&e)))?;
+                }
+                libc::S_IFLNK => {
+                    let target =
+                        nix::fcntl::readlinkat(from, name).map_err(|e| err("readlink", os, e))?;
+                    let t = CString::new(target.as_bytes()).unwrap_or_default();
+                    Errno::result(libc::symlinkat(t.as_ptr(), to.as_raw_fd(), name.as_ptr()))
+                        .map_err(|e| err("symlink", os, e))?;
+                }
+                _ => {
+                    Errno::result(libc::mknodat(
+                        to.as_raw_fd(),
+                        name.as_ptr(),
+                        st.st_mode,
+                        st.st_rdev,
+                    ))
+                    .map_err(|e| err("mknod", os, e))?;
+                }
+            }
+            Errno::result(libc::fchownat(
+                to.as_raw_fd(),
+                name.as_ptr(),
+                st.st_uid,
+                st.st_gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ))
+            .map_err(|e| err("chown", os, e))?;
+        }
     }
     Ok(())
 }
@@ -342,17 +556,9 @@ fn idmapped_bind(
     recursive: bool,
 ) -> Result<(), Errno> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
     const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
     const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
     let rec = if recursive { AT_RECURSIVE } else { 0 };
     let c = cpath(src);
     // SAFETY: open_tree reads the NUL-terminated path; the returned fd is new and ours.
@@ -372,18 +578,7 @@ fn idmapped_bind(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    // SAFETY: mount_setattr reads the mount_attr we own, of the size we pass; "" with
-    // AT_EMPTY_PATH acts on the tree fd itself.
-    Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH as libc::c_uint | rec,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })?;
+    mount_setattr(&tree, rec, &attr)?;
     // SAFETY: move_mount between two fds we own, with empty paths.
     Errno::result(unsafe {
         libc::syscall(

@@ -643,3 +643,57 @@ fn rootfs_propagation_is_applied_to_the_root() {
         env.assert_nothing_left(&id);
     }
 }
+
+#[test]
+fn tmpcopyup_recursive_attributes_and_nosymfollow() {
+    let env = Env::new("mountext");
+    let script = "cat /etc/copyme/a /etc/copyme/sub/b; readlink /etc/copyme/link; \
+                  stat -c %a /etc/copyme/a; grep -c ' /etc/copyme tmpfs' /proc/mounts; \
+                  touch /etc/copyme/new && echo tmpfs-writable; \
+                  touch /view/x 2>/dev/null || echo view-ro; \
+                  touch /view/inner/x 2>/dev/null || echo inner-ro; \
+                  touch /top/inner/x && echo top-inner-rw; \
+                  ln -s /etc /nf/l && ls /nf/l/ >/dev/null 2>&1 || echo nosymfollow";
+    let mut b = env.bundle("b", &["sh", "-c", script]);
+    let copy = b.rootfs().join("etc/copyme");
+    std::fs::create_dir_all(copy.join("sub")).unwrap();
+    std::fs::write(copy.join("a"), "A\n").unwrap();
+    std::fs::write(copy.join("sub/b"), "B\n").unwrap();
+    std::os::unix::fs::symlink("a", copy.join("link")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(copy.join("a"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    // /view binds the container's own /top (the rootfs path, seen from the init's mount
+    // namespace, where the two tmpfs are mounted by then), with everything below it: rro
+    // makes both read-only.
+    let top = b.rootfs().join("top");
+    std::fs::create_dir_all(top.join("inner")).unwrap();
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/etc/copyme", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    mounts.push(json!({"destination": "/top", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/top/inner", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(
+        json!({"destination": "/view", "type": "bind", "source": top, "options": ["rbind", "rro"]}),
+    );
+    mounts.push(json!({"destination": "/nf", "type": "tmpfs", "source": "tmpfs", "options": ["nosymfollow"]}));
+    b.save();
+    let id = env.id("c");
+    let (code, out, err) = env.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    let want = [
+        "A",
+        "B",
+        "a",
+        "640",
+        "1",
+        "tmpfs-writable",
+        "view-ro",
+        "inner-ro",
+        "top-inner-rw",
+        "nosymfollow",
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, want, "{err}");
+    // The image itself is untouched.
+    assert!(!copy.join("new").exists());
+    env.assert_nothing_left(&id);
+}

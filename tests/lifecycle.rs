@@ -428,3 +428,44 @@ fn debug_records_go_to_the_log() {
     assert!(text.lines().all(|l| l.starts_with("time=\"")), "{text}");
     env.assert_nothing_left(&id);
 }
+
+#[test]
+fn features_describe_what_the_runtime_does() {
+    let env = Env::new("features");
+    let out = env.cmd(&["features"]);
+    assert!(out.status.success());
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.2.0");
+    let opts: Vec<&str> = f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for o in [
+        "tmpcopyup",
+        "rro",
+        "rnosuid",
+        "idmap",
+        "nosymfollow",
+        "rbind",
+    ] {
+        assert!(opts.contains(&o), "{o}");
+    }
+    assert_eq!(f["linux"]["seccomp"]["enabled"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert!(
+        f["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "user")
+    );
+    assert!(
+        f["linux"]["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN")
+    );
+}

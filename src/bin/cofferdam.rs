@@ -24,6 +24,7 @@ commands:
          [--cpuset-cpus L] [--cpuset-mems L] [--blkio-weight N] [--pids-limit N] ID
   events [--stats] [--interval D] ID
   ps [-f table|json] ID [PS-OPTIONS...]
+  features
   list [-f table|json] [-q]
   spec [-b DIR]
 ";
@@ -289,7 +290,7 @@ fn table_for(cmd: &str) -> Option<&'static [Opt]> {
         "delete" => DELETE,
         "list" => LIST,
         "spec" => SPEC,
-        "start" | "state" | "pause" | "resume" => NONE,
+        "start" | "state" | "pause" | "resume" | "features" => NONE,
         "update" => UPDATE,
         "events" => EVENTS,
         _ => return None,
@@ -339,6 +340,11 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
             c.update(&update_resources(&a)?)?;
         }
         "events" => events(&a, root)?,
+        "features" => println!(
+            "{}",
+            serde_json::to_string_pretty(&cofferdam::features::features())
+                .expect("features serialize")
+        ),
         "spec" => {
             let dir = PathBuf::from(a.get("bundle").unwrap_or("."));
             let path = dir.join("config.json");
