@@ -11,6 +11,9 @@ command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
 # `cofferdam ps` runs the host's ps(1), as runc does.
 command -v ps >/dev/null || need+=(procps)
+# podman (with conmon) drives cofferdam in tests/engines.rs.
+command -v podman >/dev/null || need+=(podman)
+command -v conmon >/dev/null || need+=(conmon)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 if [ "${#need[@]}" -gt 0 ]; then
