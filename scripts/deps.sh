@@ -14,6 +14,8 @@ command -v ps >/dev/null || need+=(procps)
 # podman (with conmon) drives cofferdam in tests/engines.rs.
 command -v podman >/dev/null || need+=(podman)
 command -v conmon >/dev/null || need+=(conmon)
+# containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
+command -v containerd >/dev/null || need+=(containerd)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 if [ "${#need[@]}" -gt 0 ]; then

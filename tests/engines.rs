@@ -216,3 +216,194 @@ fn hard_limit(r: libc::__rlimit_resource_t) -> u64 {
     unsafe { libc::getrlimit(r, &mut l) };
     l.rlim_max
 }
+
+/// A private containerd (its own root, state and socket, started and stopped by the test)
+/// whose runc v2 shim runs cofferdam (`ctr run --runc-binary`), on an image that podman saves
+/// as an OCI archive.
+#[test]
+fn containerd_runs_tasks_through_cofferdam() {
+    let env = Env::new("containerd");
+    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+    let sock = d("containerd.sock");
+    std::fs::write(
+        env.dir.join("config.toml"),
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            d("root"),
+            d("state")
+        ),
+    )
+    .unwrap();
+    let daemon = Command::new("containerd")
+        .args(["--config", &d("config.toml")])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(env.dir.join("containerd.log")).unwrap())
+        .stderr(std::fs::File::create(env.dir.join("containerd.err")).unwrap())
+        .spawn()
+        .expect("containerd is installed by scripts/deps.sh");
+    // Stops the daemon we started (by its pid) however the test ends.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Daemon(daemon);
+    let ctr = |args: &[&str]| -> (i32, String, String) {
+        let (o, e) = (env.dir.join("ctr.out"), env.dir.join("ctr.err"));
+        let status = Command::new("ctr")
+            .args(["--address", &sock])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&o).unwrap())
+            .stderr(std::fs::File::create(&e).unwrap())
+            .status()
+            .unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        (status.code().unwrap_or(-1), read(&o), read(&e))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ctr(&["version"]).0 != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containerd did not come up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The image: a busybox rootfs, imported by podman (vfs, private root), saved as OCI.
+    let rootfs = env.dir.join("image");
+    make_busybox_rootfs(&rootfs);
+    let tar = env.dir.join("bb.tar");
+    assert!(
+        Command::new("tar")
+            .args([
+                "-C",
+                rootfs.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                "."
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let image = "localhost/cofferdam-ctr-busybox:latest";
+    let podman = |args: &[&str]| {
+        let st = Command::new("podman")
+            .args([
+                "--root",
+                &d("pstorage"),
+                "--runroot",
+                &d("prun"),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "podman {args:?}");
+    };
+    podman(&["import", tar.to_str().unwrap(), image]);
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &d("oci.tar"),
+        image,
+    ]);
+    let (code, _, err) = ctr(&[
+        "images",
+        "import",
+        "--base-name",
+        "localhost/cofferdam-ctr-busybox",
+        &d("oci.tar"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let cg = |name: &str| format!("{}_ctr/{name}", env.cgroup_prefix);
+    let run = ["run", "--runc-binary", BIN];
+
+    // Output and exit code.
+    let cg1 = cg("t1");
+    let mut args = run.to_vec();
+    args.extend([
+        "--rm",
+        "--cgroup",
+        &cg1,
+        image,
+        "t1",
+        "sh",
+        "-c",
+        "echo hello; exit 4",
+    ]);
+    let (code, out, err) = ctr(&args);
+    assert_eq!((code, out.trim()), (4, "hello"), "{err}");
+
+    // A detached task: exec, pause/resume, kill, delete.
+    let cg2 = cg("t2");
+    let mut args = run.to_vec();
+    args.extend(["-d", "--cgroup", &cg2, image, "t2", "sleep", "1000"]);
+    let (code, _, err) = ctr(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "t2",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("sleep"), "{out}");
+    let status = || {
+        let (_, out, _) = ctr(&["task", "ls"]);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("t2 "))
+            .unwrap_or_default();
+        line.split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(ctr(&["task", "pause", "t2"]).0, 0);
+    assert_eq!(status(), "PAUSED");
+    assert_eq!(ctr(&["task", "resume", "t2"]).0, 0);
+    assert_eq!(status(), "RUNNING");
+    assert_eq!(ctr(&["task", "kill", "-s", "SIGKILL", "t2"]).0, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while status() != "STOPPED" {
+        assert!(std::time::Instant::now() < deadline, "t2 did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ctr(&["task", "delete", "t2"]).0, 0);
+    assert_eq!(ctr(&["container", "delete", "t2"]).0, 0);
+
+    // 20 in a row.
+    for i in 0..20 {
+        let (id, path) = (format!("r{i}"), cg(&format!("r{i}")));
+        let mut args = run.to_vec();
+        args.extend(["--rm", "--cgroup", &path, image, &id, "true"]);
+        let (code, _, err) = ctr(&args);
+        assert_eq!(code, 0, "{err}");
+    }
+
+    // Nothing left: no task, no container, no cgroup, no process in one.
+    assert_eq!(ctr(&["task", "ls", "-q"]).1.trim(), "");
+    assert_eq!(ctr(&["container", "ls", "-q"]).1.trim(), "");
+    assert!(processes_in_cgroup(&env.cgroup_prefix).is_empty());
+    for dir in env.cgroup_dirs() {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .collect();
+        assert!(left.is_empty(), "left below {}: {left:?}", dir.display());
+    }
+}
