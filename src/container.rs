@@ -49,6 +49,9 @@ pub struct CreateOptions {
     /// With `process.terminal` and no `console_socket`: keep the terminal's master in this
     /// process ([`Container::take_terminal`]), as `run` in the foreground does to proxy it.
     pub own_terminal: bool,
+    /// systemd socket activation: the N fds after the preserved ones are passed on too, and
+    /// the process gets `LISTEN_FDS=N` and `LISTEN_PID=1`.
+    pub listen_fds: u32,
 }
 
 /// Options of `exec` beyond the process.
@@ -63,6 +66,11 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// Pass fds 3 .. 3+N of the calling process on to the process.
     pub preserve_fds: u32,
+    /// runc's `--ignore-paused`: refused clearly for a paused container for now.
+    pub ignore_paused: bool,
+    /// runc's `--cgroup [<controller>:]<path>`: an existing sub-cgroup of the container's,
+    /// in every hierarchy or only that controller's.
+    pub sub_cgroups: Vec<String>,
 }
 
 /// A process started in a container by [`Container::exec`]: a child of the caller.
@@ -248,7 +256,19 @@ fn create(
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
-    check_preserved_fds(opts.preserve_fds)?;
+    check_preserved_fds(opts.preserve_fds + opts.listen_fds)?;
+    let mut spec = spec;
+    if opts.listen_fds > 0
+        && let Some(p) = spec.process_mut()
+    {
+        // systemd socket activation, passed on as runc does: the fds follow the preserved
+        // ones, and the container process is told it is their listener.
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+        env.push("LISTEN_PID=1".into());
+        p.set_env(Some(env));
+    }
     let namespaces = NamespacePlan::new(&spec)?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     log::debug!("create {id}: config checked");
@@ -355,7 +375,7 @@ fn create(
         exec_fifo,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + opts.listen_fds,
         console,
     };
     let pending = process::fork_init(&cfg)?;
@@ -603,6 +623,12 @@ impl Container {
         process::check_lsm(process)?;
         let st = state::read(&self.dir, &self.id)?;
         let status = st.status(&self.dir);
+        if status == Status::Paused && opts.ignore_paused {
+            // The process would freeze on joining the cgroup, before its execve: not yet.
+            return Err(Error::Unsupported(
+                "exec --ignore-paused into a paused container is not supported yet".into(),
+            ));
+        }
         if !matches!(status, Status::Created | Status::Running) {
             return Err(self.bad_status("exec in", status));
         }
@@ -621,12 +647,13 @@ impl Container {
         let terminal = process.terminal() == Some(true);
         let (console, own_end) =
             console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
+        let cgroup = st.cgroup.sub(&opts.sub_cgroups)?;
         let pid = process::spawn_exec(&process::ExecConfig {
             process,
             init: &init,
             namespaces,
             pid_namespace,
-            cgroup: &st.cgroup,
+            cgroup: &cgroup,
             console,
             preserve_fds: opts.preserve_fds,
             seccomp: st.seccomp.as_ref(),

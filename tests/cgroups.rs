@@ -241,6 +241,9 @@ fn pause_stops_progress_and_resume_restarts_it() {
     // exec into a paused container is refused, as runc does.
     let out = env.cmd(&["exec", &id, "true"]);
     assert!(!out.status.success());
+    let out = env.cmd(&["exec", "--ignore-paused", &id, "true"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignore-paused"));
     ok(&env.cmd(&["resume", &id]), "resume");
     assert_eq!(env.status(&id), "running");
     wait_until("progress after resume", || cpu_ticks(pid) > t0);

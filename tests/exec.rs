@@ -224,3 +224,94 @@ fn exec_tty_in_the_foreground() {
     assert!(env.cmd(&["delete", "--force", &id]).status.success());
     env.assert_nothing_left(&id);
 }
+
+#[test]
+fn exec_into_a_sub_cgroup_and_listen_fds_reach_the_container() {
+    let env = Env::new("execsub");
+    let b = env.bundle("b", &["sleep", "1000"]);
+    let id = env.id("c");
+    assert!(
+        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
+            .status
+            .success()
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    // A sub-cgroup made inside the container's, in every hierarchy.
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut made = Vec::new();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let mount = if ctrls.is_empty() {
+            if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+                "/sys/fs/cgroup".to_string()
+            } else {
+                "/sys/fs/cgroup/unified".to_string()
+            }
+        } else {
+            format!("/sys/fs/cgroup/{}", ctrls.trim_start_matches("name="))
+        };
+        let dir = std::path::Path::new(&mount)
+            .join(path.trim_start_matches('/'))
+            .join("sub");
+        if std::fs::create_dir(&dir).is_ok() {
+            // A new v1 cpuset cgroup takes no task until it has cpus and mems.
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                if let Ok(v) = std::fs::read_to_string(dir.parent().unwrap().join(f))
+                    && dir.join(f).exists()
+                {
+                    std::fs::write(dir.join(f), v.trim()).unwrap();
+                }
+            }
+            made.push(dir);
+        }
+    }
+    let out = env.cmd(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().all(|l| l.ends_with("/sub")), "{text}");
+    let out = env.cmd(&["exec", "--cgroup", "nosuch", &id, "true"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    for d in &made {
+        let _ = std::fs::remove_dir(d);
+    }
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+
+    // systemd socket activation: LISTEN_FDS=1 with LISTEN_PID of the runtime passes fd 3.
+    let b = env.bundle(
+        "b2",
+        &[
+            "sh",
+            "-c",
+            "echo $LISTEN_FDS $LISTEN_PID; readlink /proc/self/fd/3",
+        ],
+    );
+    let id2 = env.id("c2");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 3</dev/null; export LISTEN_FDS=1; exec sh -c 'LISTEN_PID=$$ exec {BIN} --root {} run --bundle {} {id2}'",
+            env.root.display(),
+            b.path_str()
+        ))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["1 1", "/dev/null"],
+        "{text}"
+    );
+    env.assert_nothing_left(&id2);
+}

@@ -390,6 +390,7 @@ fn builder(
             pid_file: a.get("pid-file").map(PathBuf::from),
             console_socket: a.get("console-socket").map(PathBuf::from),
             own_terminal,
+            listen_fds: listen_fds(),
         }))
 }
 
@@ -546,6 +547,8 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
         own_terminal: !detach,
         pid_file: a.get("pid-file").map(PathBuf::from),
         preserve_fds,
+        ignore_paused: a.has("ignore-paused"),
+        sub_cgroups: a.all("cgroup").map(String::from).collect(),
     };
     let mut p = c.exec(&process, &opts)?;
     if detach {
@@ -967,4 +970,19 @@ fn ps(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// systemd socket activation (sd_listen_fds): LISTEN_FDS fds from 3 on, if LISTEN_PID is us.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    match std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        Some(n) if ours => n,
+        _ => 0,
+    }
 }

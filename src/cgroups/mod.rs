@@ -560,6 +560,49 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The container's cgroup with some directories moved to existing sub-cgroups (`exec
+    /// --cgroup`): `path` for every hierarchy, or `controller:path` for the hierarchy of that
+    /// controller (on cgroup2, any controller names the one directory).
+    pub fn sub(&self, specs: &[String]) -> Result<Cgroup> {
+        let mut out = self.clone();
+        for spec in specs {
+            let (ctrl, rel) = match spec.split_once(':') {
+                Some((c, r)) => (Some(c), r),
+                None => (None, spec.as_str()),
+            };
+            let rel = Path::new(rel.trim_start_matches('/'));
+            if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(Error::InvalidConfig(format!(
+                    "--cgroup {spec}: the sub-cgroup must be a relative path without '..'"
+                )));
+            }
+            let mut matched = false;
+            for d in &mut out.dirs {
+                let hit = match ctrl {
+                    None => true,
+                    Some(c) => d.v2 || d.controllers.split(',').any(|x| x == c),
+                };
+                if hit {
+                    let p = d.path.join(rel);
+                    if !p.is_dir() {
+                        return Err(Error::InvalidConfig(format!(
+                            "--cgroup {spec}: {} does not exist",
+                            p.display()
+                        )));
+                    }
+                    d.path = p;
+                    matched = true;
+                }
+            }
+            if !matched {
+                return Err(Error::InvalidConfig(format!(
+                    "--cgroup {spec}: no such controller in the container's cgroup"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
     /// The pids in the cgroup (read from its first hierarchy).
     pub fn procs(&self) -> Result<Vec<i32>> {
         match self.dirs.first() {
