@@ -66,7 +66,8 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     /// Pass fds 3 .. 3+N of the calling process on to the process.
     pub preserve_fds: u32,
-    /// runc's `--ignore-paused`: refused clearly for a paused container for now.
+    /// runc's `--ignore-paused`: exec into a paused container too; the process is set up
+    /// and waits, frozen, at its execve until the container is resumed.
     pub ignore_paused: bool,
     /// runc's `--cgroup [<controller>:]<path>`: an existing sub-cgroup of the container's,
     /// in every hierarchy or only that controller's.
@@ -623,13 +624,8 @@ impl Container {
         process::check_lsm(process)?;
         let st = state::read(&self.dir, &self.id)?;
         let status = st.status(&self.dir);
-        if status == Status::Paused && opts.ignore_paused {
-            // The process would freeze on joining the cgroup, before its execve: not yet.
-            return Err(Error::Unsupported(
-                "exec --ignore-paused into a paused container is not supported yet".into(),
-            ));
-        }
-        if !matches!(status, Status::Created | Status::Running) {
+        let paused = status == Status::Paused && opts.ignore_paused;
+        if !matches!(status, Status::Created | Status::Running) && !paused {
             return Err(self.bad_status("exec in", status));
         }
         crate::spec::check_args(process)?;
@@ -658,6 +654,7 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
+            join_cgroup_last: paused,
         })?;
         let terminal = own_end
             .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))

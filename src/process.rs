@@ -298,6 +298,8 @@ pub struct ExecConfig<'a> {
     pub seccomp: Option<&'a LinuxSeccomp>,
     /// The container's state, for a seccomp agent.
     pub state: crate::state::ContainerState,
+    /// The container is paused (`--ignore-paused`): join its cgroup only just before execve.
+    pub join_cgroup_last: bool,
 }
 
 /// Fork a process into the container: it joins the init's namespaces (through the pidfd, so a
@@ -329,7 +331,9 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
         sock: Some(parent_sock),
     };
     let sock = child.sock.as_ref().expect("set above");
-    cfg.cgroup.add(pid.as_raw())?;
+    if !cfg.join_cgroup_last {
+        cfg.cgroup.add(pid.as_raw())?;
+    }
     send(sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
     let mut buf = vec![0u8; 8192];
     loop {
@@ -342,6 +346,14 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
                 return Ok(pid);
             }
             (1, b'S') => forward_listener(cfg.seccomp, fd, pid.as_raw(), cfg.state.clone())?,
+            // Ready to exec in a paused container: into its (frozen) cgroup now; the process
+            // runs on when the container is resumed.
+            (1, b'X') if cfg.join_cgroup_last => {
+                cfg.cgroup.add(pid.as_raw())?;
+                send(sock, b"g").map_err(crate::error::sys_err("send go to exec"))?;
+                child.release();
+                return Ok(pid);
+            }
             (n, b'E') if n > 1 => return Err(Error::Exec(decode_error(&buf[1..n]))),
             _ => {
                 return Err(crate::error::sys_err("unexpected message from exec")(
@@ -447,6 +459,12 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     }
     let b = become_process(cfg.process, cfg.console.as_ref(), exec)?;
     send_listener(sock, b.seccomp_listener)?;
+    if cfg.join_cgroup_last {
+        // Paused container: `create` puts us in its frozen cgroup only now, so that we freeze
+        // here, ready, and exec when it is resumed.
+        send(sock, b"X").map_err(|e| fail("send ready to exec", "", e))?;
+        wait_for(sock, b'g')?;
+    }
     exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
 }
 

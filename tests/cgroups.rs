@@ -241,11 +241,32 @@ fn pause_stops_progress_and_resume_restarts_it() {
     // exec into a paused container is refused, as runc does.
     let out = env.cmd(&["exec", &id, "true"]);
     assert!(!out.status.success());
-    let out = env.cmd(&["exec", "--ignore-paused", &id, "true"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ignore-paused"));
+    // --ignore-paused: the process is made, and runs once the container is resumed.
+    let out = env.cmd(&[
+        "exec",
+        "-d",
+        "--ignore-paused",
+        &id,
+        "sh",
+        "-c",
+        "echo x > /dev/shm/m",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = format!("/proc/{pid}/root/dev/shm/m");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "it ran while paused"
+    );
     ok(&env.cmd(&["resume", &id]), "resume");
     assert_eq!(env.status(&id), "running");
+    wait_until("the exec'd process to run", || {
+        std::path::Path::new(&marker).exists()
+    });
     wait_until("progress after resume", || cpu_ticks(pid) > t0);
     let out = env.cmd(&["resume", &id]);
     assert!(!out.status.success(), "resume of a running container");

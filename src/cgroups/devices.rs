@@ -290,25 +290,33 @@ fn fd_from(r: libc::c_long) -> OwnedFd {
 
 fn load(prog: &[Insn]) -> Result<OwnedFd> {
     let license = c"Apache";
-    let mut log = vec![0u8; 4096];
-    let mut attr = ProgLoad {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
+    // Without a log first: a verifier log that overflows its buffer fails the load (ENOSPC)
+    // of a program that is fine. Only a refused program is loaded again, for the reason.
+    let attempt = |log: Option<&mut Vec<u8>>| {
+        let mut attr = ProgLoad {
+            prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+            insn_cnt: prog.len() as u32,
+            insns: prog.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            ..Default::default()
+        };
+        if let Some(log) = log {
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+        }
+        attr.prog_name[..7].copy_from_slice(b"devices");
+        bpf(BPF_PROG_LOAD, &mut attr)
     };
-    attr.prog_name[..7].copy_from_slice(b"devices");
-    match bpf(BPF_PROG_LOAD, &mut attr) {
+    match attempt(None) {
         Ok(fd) => Ok(fd_from(fd)),
         Err(e) => {
+            let mut log = vec![0u8; 1 << 20];
+            let _ = attempt(Some(&mut log));
             let msg = String::from_utf8_lossy(&log);
+            let last = msg.trim_end_matches('\0').trim().lines().last().unwrap_or("").to_string();
             Err(Error::Unsupported(format!(
-                "load the cgroup v2 device program: {e}: {}",
-                msg.trim_end_matches('\0').trim()
+                "load the cgroup v2 device program: {e}: {last}"
             )))
         }
     }
