@@ -314,7 +314,13 @@ fn load(prog: &[Insn]) -> Result<OwnedFd> {
             let mut log = vec![0u8; 1 << 20];
             let _ = attempt(Some(&mut log));
             let msg = String::from_utf8_lossy(&log);
-            let last = msg.trim_end_matches('\0').trim().lines().last().unwrap_or("").to_string();
+            let last = msg
+                .trim_end_matches('\0')
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string();
             Err(Error::Unsupported(format!(
                 "load the cgroup v2 device program: {e}: {last}"
             )))
