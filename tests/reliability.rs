@@ -103,8 +103,17 @@ fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
     let create_time = t.elapsed();
     assert!(env.cmd(&["delete", &probe]).status.success());
     let step = create_time * 6 / 5 / 40;
+    // Then, if a loaded machine made every create slower than the probe (all kills landed
+    // early), later and later kills until a create gets further.
+    let delays: Vec<std::time::Duration> = (0..40u32)
+        .map(|i| step * i)
+        .chain((1..=6).map(|k| create_time * (1 << k)))
+        .collect();
     let mut seen = BTreeSet::new();
-    for i in 0..40u32 {
+    for (i, delay) in delays.into_iter().enumerate() {
+        if i >= 40 && seen.len() >= 2 {
+            break;
+        }
         let id = env.id(&format!("k{i}"));
         let log = std::fs::File::create(env.dir.join("create.log")).unwrap();
         let mut child = Command::new(BIN)
@@ -117,7 +126,7 @@ fn create_killed_at_any_moment_is_cleaned_up_by_delete_force() {
             .spawn()
             .unwrap();
         // From before the state exists to after create returned.
-        std::thread::sleep(step * i);
+        std::thread::sleep(delay);
         let _ = child.kill();
         let status = child.wait().unwrap();
         let state = env.cmd(&["state", &id]);
