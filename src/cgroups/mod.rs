@@ -379,20 +379,12 @@ impl Cgroup {
             }
             if c.cpus().is_some() || c.mems().is_some() {
                 let d = self.need("cpuset", "cpu.cpus/mems")?;
-                if d.v2 {
-                    v2::cpuset(&d.path, c)?
-                } else {
-                    v1::cpuset(&d.path, c)?
-                }
+                cpuset(&d.path, c)?;
             }
         }
         if let Some(p) = res.pids() {
             let d = self.need("pids", "pids")?;
-            if d.v2 {
-                v2::pids(&d.path, p.limit())?
-            } else {
-                v1::pids(&d.path, p.limit())?
-            }
+            pids(&d.path, p.limit())?;
         }
         if let Some(b) = res.block_io() {
             let d = self.need("blkio", "blockIO")?;
@@ -440,11 +432,7 @@ impl Cgroup {
         }
         if let Some(r) = res.rdma().as_ref().filter(|r| !r.is_empty()) {
             let d = self.need("rdma", "rdma")?;
-            if d.v2 {
-                v2::rdma(&d.path, r)?
-            } else {
-                v1::rdma(&d.path, r)?
-            }
+            rdma(&d.path, r)?;
         }
         if let Some(u) = res.unified().as_ref().filter(|u| !u.is_empty()) {
             let Some(d) = self.v2_dir() else {
@@ -669,16 +657,17 @@ pub(crate) fn read_file(dir: &Path, file: &str) -> Result<String> {
     })
 }
 
-/// Poll `done` for up to ~2 s (freezing waits for every task to stop). A timeout is
-/// `Error::Sys` with ETIMEDOUT; callers name the file.
-fn wait_for(mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+/// Poll `done` for up to ~2 s (freezing waits for every task to stop); a timeout is an error
+/// of `op` on `path`.
+fn wait_for(op: &'static str, path: &Path, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
     let mut delay = std::time::Duration::from_micros(100);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     while !done()? {
         if std::time::Instant::now() > deadline {
-            return Err(Error::Sys {
-                op: "wait for the cgroup",
-                errno: nix::errno::Errno::ETIMEDOUT,
+            return Err(Error::Cgroup {
+                op,
+                path: path.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
             });
         }
         std::thread::sleep(delay);
@@ -687,13 +676,34 @@ fn wait_for(mut done: impl FnMut() -> Result<bool>) -> Result<()> {
     Ok(())
 }
 
-/// `pids.limit` as the file wants it: a positive limit as is, 0 or less is no limit (runc).
-fn pids_max(limit: i64) -> String {
-    if limit > 0 {
+/// `pids.limit` as `pids.max` wants it (same file on v1 and v2): a positive limit as is, 0 or
+/// less is no limit (runc).
+fn pids(dir: &Path, limit: i64) -> Result<()> {
+    let v = if limit > 0 {
         limit.to_string()
     } else {
         "max".into()
+    };
+    write_file(dir, "pids.max", &v)
+}
+
+/// `cpu.cpus` and `cpu.mems`: the same files on v1 and v2.
+fn cpuset(dir: &Path, c: &oci_spec::runtime::LinuxCpu) -> Result<()> {
+    if let Some(cpus) = c.cpus() {
+        write_file(dir, "cpuset.cpus", cpus)?;
     }
+    if let Some(mems) = c.mems() {
+        write_file(dir, "cpuset.mems", mems)?;
+    }
+    Ok(())
+}
+
+/// `rdma`: one `rdma.max` line per device, the same on v1 and v2.
+fn rdma(dir: &Path, r: &std::collections::HashMap<String, LinuxRdma>) -> Result<()> {
+    for (dev, l) in r {
+        write_file(dir, "rdma.max", &rdma_line(dev, l))?;
+    }
+    Ok(())
 }
 
 /// A huge page size as the kernel names it in cgroup files (`2MB`, `1GB`, `64KB`).

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxNetwork, LinuxRdma,
-};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxNetwork};
 
 use super::stats::{self, Stats};
 use super::{read_file, write_file};
@@ -143,20 +141,6 @@ pub(super) fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn pids(dir: &Path, limit: i64) -> Result<()> {
-    write_file(dir, "pids.max", &super::pids_max(limit))
-}
-
-pub(super) fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<()> {
-    if let Some(cpus) = c.cpus() {
-        write_file(dir, "cpuset.cpus", cpus)?;
-    }
-    if let Some(mems) = c.mems() {
-        write_file(dir, "cpuset.mems", mems)?;
-    }
-    Ok(())
-}
-
 pub(super) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
         let size = super::page_size(l.page_size())?;
@@ -187,13 +171,6 @@ pub(super) fn net_prio(dir: &Path, n: &LinuxNetwork) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn rdma(dir: &Path, r: &std::collections::HashMap<String, LinuxRdma>) -> Result<()> {
-    for (dev, l) in r {
-        write_file(dir, "rdma.max", &super::rdma_line(dev, l))?;
-    }
-    Ok(())
-}
-
 /// Write device rules in order to `devices.allow` / `devices.deny`. The kernel keeps a default
 /// (allow or deny all) and a list of exceptions: a wildcard rule sets the default and clears
 /// the exceptions, any other rule adds or removes an exception, so applying the rules in order
@@ -211,23 +188,15 @@ pub(super) fn devices(dir: &Path, rules: &[super::devices::Rule]) -> Result<()> 
 }
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
-    write_file(
-        dir,
-        "freezer.state",
-        if frozen { "FROZEN" } else { "THAWED" },
-    )?;
+    let (want, op) = if frozen {
+        ("FROZEN", "freeze")
+    } else {
+        ("THAWED", "thaw")
+    };
+    write_file(dir, "freezer.state", want)?;
     // FREEZING means some task has not stopped yet; the kernel finishes it on its own.
-    super::wait_for(|| {
-        let s = read_file(dir, "freezer.state")?;
-        Ok(s.trim() == if frozen { "FROZEN" } else { "THAWED" })
-    })
-    .map_err(|e| match e {
-        Error::Sys { .. } => Error::Cgroup {
-            op: if frozen { "freeze" } else { "thaw" },
-            path: dir.join("freezer.state"),
-            source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
-        },
-        e => e,
+    super::wait_for(op, &dir.join("freezer.state"), || {
+        Ok(read_file(dir, "freezer.state")?.trim() == want)
     })
 }
 

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxRdma};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxHugepageLimit, LinuxMemory};
 
 use super::stats::{self, Stats};
 use super::{read_file, write_file};
@@ -137,20 +137,6 @@ pub(super) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn cpuset(dir: &Path, c: &LinuxCpu) -> Result<()> {
-    if let Some(cpus) = c.cpus() {
-        write_file(dir, "cpuset.cpus", cpus)?;
-    }
-    if let Some(mems) = c.mems() {
-        write_file(dir, "cpuset.mems", mems)?;
-    }
-    Ok(())
-}
-
-pub(super) fn pids(dir: &Path, limit: i64) -> Result<()> {
-    write_file(dir, "pids.max", &super::pids_max(limit))
-}
-
 pub(super) fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     // With BFQ, its own weight file takes the v1 range unchanged.
     let bfq = dir.join("io.bfq.weight").exists();
@@ -205,13 +191,6 @@ pub(super) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn rdma(dir: &Path, r: &std::collections::HashMap<String, LinuxRdma>) -> Result<()> {
-    for (dev, l) in r {
-        write_file(dir, "rdma.max", &super::rdma_line(dev, l))?;
-    }
-    Ok(())
-}
-
 /// `unified`: key/value pairs written as they are, each key a file of the container's cgroup.
 pub(super) fn unified(dir: &Path, kv: &std::collections::HashMap<String, String>) -> Result<()> {
     for (k, v) in kv {
@@ -234,13 +213,9 @@ pub(super) fn unified(dir: &Path, kv: &std::collections::HashMap<String, String>
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     write_file(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
-    super::wait_for(|| Ok(is_frozen(dir) == frozen)).map_err(|e| match e {
-        Error::Sys { .. } => Error::Cgroup {
-            op: if frozen { "freeze" } else { "thaw" },
-            path: dir.join("cgroup.freeze"),
-            source: std::io::Error::from_raw_os_error(libc::ETIMEDOUT),
-        },
-        e => e,
+    let op = if frozen { "freeze" } else { "thaw" };
+    super::wait_for(op, &dir.join("cgroup.freeze"), || {
+        Ok(is_frozen(dir) == frozen)
     })
 }
 
