@@ -188,10 +188,10 @@ impl NamespacePlan {
         Ok(plan)
     }
 
-    /// With a new user namespace: the flags for the clone that makes the init in it (and in
-    /// a new pid namespace that it owns).
+    /// With a new user namespace: the namespaces besides it that the clone making the init
+    /// ([`fork_into`]) makes too: a new pid namespace, so that the user namespace owns it.
     pub fn clone_flags(&self) -> libc::c_int {
-        libc::CLONE_NEWUSER | if self.new_pid { libc::CLONE_NEWPID } else { 0 }
+        if self.new_pid { libc::CLONE_NEWPID } else { 0 }
     }
 
     /// In `create`, around the fork: make the next child land in the container's pid namespace.
@@ -313,19 +313,8 @@ pub(crate) fn errno_of(e: &std::io::Error) -> Errno {
 /// user namespace only lives until its maps are written and the namespace is opened.
 pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe().map_err(crate::error::sys_err("pipe"))?;
-    // SAFETY: as fork: without CLONE_VM and with no new stack the child has a copy of our
-    // memory; it only blocks on a read and _exits (both async-signal-safe).
-    let pid = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    })
-    .map_err(crate::error::sys_err(
+    // SAFETY: the child only blocks on a read and _exits (both async-signal-safe).
+    let pid = unsafe { fork_into(0) }.map_err(crate::error::sys_err(
         "clone a user namespace for an idmapped mount",
     ))?;
     if pid == 0 {
@@ -338,12 +327,8 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
         }
     }
     drop(r);
-    let pid = pid as i32;
     let result = (|| {
-        for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
-            let path = format!("/proc/{pid}/{file}");
-            std::fs::write(&path, map).map_err(crate::error::io_err("write", &path))?;
-        }
+        write_id_maps(pid, uid_map, gid_map)?;
         let path = format!("/proc/{pid}/ns/user");
         File::open(&path)
             .map(OwnedFd::from)
@@ -352,4 +337,76 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
     drop(w);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     result
+}
+
+/// Fork into a new user namespace (and the namespaces of `flags`, made after it and owned by
+/// it): a raw clone without CLONE_VM and with no new stack returns twice like fork, 0 in the
+/// child, which has a copy of our memory.
+///
+/// # Safety
+/// As for fork: the child must only run code that never returns (it execs or `_exit`s).
+/// Unlike glibc's fork this runs no atfork handlers: an embedding program with threads holding
+/// malloc's lock would deadlock the child, so call it only from a thread that may (the CLI is
+/// single-threaded).
+pub unsafe fn fork_into(flags: libc::c_int) -> std::result::Result<i32, Errno> {
+    // SAFETY: the caller upholds fork's contract; clone touches no memory of ours here.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    Errno::result(r).map(|pid| pid as i32)
+}
+
+/// The maps of the init's new user namespace, written from outside it. Root may map any ids.
+/// An unprivileged caller may write only its own uid and gid (after denying setgroups); other
+/// maps go through the setuid helpers newuidmap/newgidmap, which check /etc/subuid and
+/// /etc/subgid, as with runc and podman.
+pub fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
+    let root = nix::unistd::geteuid().is_root();
+    // One line mapping exactly one id, the caller's own.
+    let own = |map: &str, id: u32| {
+        let f: Vec<&str> = map.split_whitespace().collect();
+        f.len() == 3 && f[1] == id.to_string() && f[2] == "1"
+    };
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    for (file, map, helper, mine) in [
+        ("uid_map", uid_map, "newuidmap", own(uid_map, uid)),
+        ("gid_map", gid_map, "newgidmap", own(gid_map, gid)),
+    ] {
+        let path = format!("/proc/{pid}/{file}");
+        if root || mine {
+            if !root && file == "gid_map" {
+                let sg = format!("/proc/{pid}/setgroups");
+                std::fs::write(&sg, "deny").map_err(crate::error::io_err("write", &sg))?;
+            }
+            // One write: the kernel takes a map only whole, and only once.
+            std::fs::write(&path, map.as_bytes()).map_err(crate::error::io_err("write", &path))?;
+            continue;
+        }
+        let out = std::process::Command::new(helper)
+            .arg(pid.to_string())
+            .args(map.split_whitespace())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|source| Error::Io {
+                op: "run (needed to map ids other than the caller's own; package uidmap)",
+                path: helper.into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Unsupported(format!(
+                "{helper} {pid} {}: {}",
+                map.split_whitespace().collect::<Vec<_>>().join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
 }

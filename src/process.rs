@@ -128,28 +128,15 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
         // A clone that makes the user namespace (and the pid one, owned by it) with the
         // child, as fork would otherwise: a pid namespace made before would belong to the
         // host's user namespace, and the init could not mount its /proc.
-        let flags = cfg.namespaces.clone_flags() | libc::SIGCHLD;
-        // SAFETY: without CLONE_VM and with no new stack, clone returns twice like fork, the
-        // child with a copy of our memory. The child only runs `init`, which never returns.
-        // Unlike glibc's fork this runs no atfork handlers: an embedding program with threads
-        // holding malloc's lock would deadlock the child, so use it only from a thread that may
-        // (the CLI is single-threaded).
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                flags as libc::c_ulong,
-                0usize,
-                0usize,
-                0usize,
-                0usize,
-            )
-        };
-        match Errno::result(r).map_err(crate::error::sys_err("clone into a new user namespace"))? {
+        // SAFETY: the child only runs `init`, which never returns.
+        match unsafe { crate::namespaces::fork_into(cfg.namespaces.clone_flags()) }
+            .map_err(crate::error::sys_err("clone into a new user namespace"))?
+        {
             0 => {
                 drop(parent_sock);
                 init(cfg, &exec, child_sock)
             }
-            child => Pid::from_raw(child as i32),
+            child => Pid::from_raw(child),
         }
     } else {
         let _pidns = cfg.namespaces.enter_pid_for_children()?;
@@ -179,7 +166,8 @@ impl Pending {
         let pid = self.pid;
         let sock = self.sock.as_ref().expect("not committed yet");
         if cfg.namespaces.new_user {
-            write_id_maps(pid.as_raw(), cfg.namespaces)?;
+            let ns = cfg.namespaces;
+            crate::namespaces::write_id_maps(pid.as_raw(), &ns.uid_map, &ns.gid_map)?;
             if let Some(p) = cfg.spec.process() {
                 set_rlimits_of(pid.as_raw(), p)?;
             }
@@ -362,54 +350,6 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
             }
         }
     }
-}
-
-/// The maps of the init's new user namespace, written from outside it. Root may map any ids.
-/// An unprivileged caller may write only its own uid and gid (after denying setgroups); other
-/// maps go through the setuid helpers newuidmap/newgidmap, which check /etc/subuid and
-/// /etc/subgid, as with runc and podman.
-fn write_id_maps(pid: i32, ns: &NamespacePlan) -> Result<()> {
-    let root = nix::unistd::geteuid().is_root();
-    // One line mapping exactly one id, the caller's own.
-    let own = |map: &str, id: u32| {
-        let f: Vec<&str> = map.split_whitespace().collect();
-        f.len() == 3 && f[1] == id.to_string() && f[2] == "1"
-    };
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
-    for (file, map, helper, mine) in [
-        ("uid_map", &ns.uid_map, "newuidmap", own(&ns.uid_map, uid)),
-        ("gid_map", &ns.gid_map, "newgidmap", own(&ns.gid_map, gid)),
-    ] {
-        let path = format!("/proc/{pid}/{file}");
-        if root || mine {
-            if !root && file == "gid_map" {
-                let sg = format!("/proc/{pid}/setgroups");
-                std::fs::write(&sg, "deny").map_err(crate::error::io_err("write", &sg))?;
-            }
-            // One write: the kernel takes a map only whole, and only once.
-            std::fs::write(&path, map.as_bytes()).map_err(crate::error::io_err("write", &path))?;
-            continue;
-        }
-        let out = std::process::Command::new(helper)
-            .arg(pid.to_string())
-            .args(map.split_whitespace())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| Error::Io {
-                op: "run (needed to map ids other than the caller's own; package uidmap)",
-                path: helper.into(),
-                source,
-            })?;
-        if !out.status.success() {
-            return Err(Error::Unsupported(format!(
-                "{helper} {pid} {}: {}",
-                map.split_whitespace().collect::<Vec<_>>().join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// The config's rlimits on another process (the init, in a user namespace that could not
