@@ -15,23 +15,11 @@ struct Podman<'a> {
 }
 
 impl Podman<'_> {
-    /// podman with the arguments; (exit code, stdout, stderr). Output through files: a
-    /// detached container's conmon keeps no pipe of ours open, but a file is safe anyway.
+    /// podman with the arguments; (exit code, stdout, stderr), through files as `Env::cmd`.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let (o, e) = (
-            self.env.dir.join("podman.out"),
-            self.env.dir.join("podman.err"),
-        );
-        let status = Command::new("podman")
-            .args(&self.base)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        (status.code().unwrap_or(-1), read(&o), read(&e))
+        let mut c = Command::new("podman");
+        c.args(&self.base).args(args);
+        code_out_err(&self.env.output(c))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -251,17 +239,9 @@ fn containerd_runs_tasks_through_cofferdam() {
     }
     let _daemon = Daemon(daemon);
     let ctr = |args: &[&str]| -> (i32, String, String) {
-        let (o, e) = (env.dir.join("ctr.out"), env.dir.join("ctr.err"));
-        let status = Command::new("ctr")
-            .args(["--address", &sock])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&o).unwrap())
-            .stderr(std::fs::File::create(&e).unwrap())
-            .status()
-            .unwrap();
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        (status.code().unwrap_or(-1), read(&o), read(&e))
+        let mut c = Command::new("ctr");
+        c.args(["--address", &sock]).args(args);
+        code_out_err(&env.output(c))
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while ctr(&["version"]).0 != 0 {

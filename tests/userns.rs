@@ -178,30 +178,20 @@ fn an_unprivileged_user_runs_a_container() {
     for d in [&bundle, &state] {
         std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
     }
+    // Output through files (Env::output): a detached container keeps create's stdio.
     let as_user = |args: &[&str]| {
-        let out = std::process::Command::new("setpriv")
-            .args([
-                &format!("--reuid={uid}"),
-                &format!("--regid={gid}"),
-                "--clear-groups",
-                "--",
-            ])
-            .arg(BIN)
-            .args(["--root", state.to_str().unwrap()])
-            .args(args)
-            .current_dir(&bundle)
-            .stdin(std::process::Stdio::null())
-            // Files, not pipes: a detached container keeps create's stdio.
-            .stdout(std::fs::File::create(env.dir.join("as-user.out")).unwrap())
-            .stderr(std::fs::File::create(env.dir.join("as-user.err")).unwrap())
-            .status()
-            .unwrap();
-        let read = |f: &str| std::fs::read_to_string(env.dir.join(f)).unwrap();
-        (
-            out.code().unwrap_or(-1),
-            read("as-user.out"),
-            read("as-user.err"),
-        )
+        let mut c = std::process::Command::new("setpriv");
+        c.args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(BIN)
+        .args(["--root", state.to_str().unwrap()])
+        .args(args)
+        .current_dir(&bundle);
+        code_out_err(&env.output(c))
     };
     let (code, _, err) = as_user(&["spec", "--rootless"]);
     assert_eq!(code, 0, "{err}");

@@ -81,20 +81,24 @@ impl Env {
     /// Output goes through files, not pipes: `create` hands its stdio to the container, so a
     /// pipe would stay open until the container exits.
     pub fn cmd_in(&self, args: &[&str], cwd: Option<&Path>) -> Output {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(&self.root).args(args);
+        if let Some(d) = cwd {
+            c.current_dir(d);
+        }
+        self.output(c)
+    }
+
+    /// Run any command to completion with stdin from /dev/null and its output through
+    /// files (see [`Env::cmd_in`]).
+    pub fn output(&self, mut c: Command) -> Output {
         static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out_path = self.dir.join(format!(".out-{n}"));
         let err_path = self.dir.join(format!(".err-{n}"));
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null());
+        c.stdin(Stdio::null());
         c.stdout(std::fs::File::create(&out_path).unwrap());
         c.stderr(std::fs::File::create(&err_path).unwrap());
-        if let Some(d) = cwd {
-            c.current_dir(d);
-        }
         let status = c.status().unwrap();
         let out = Output {
             status,
@@ -108,12 +112,7 @@ impl Env {
 
     /// `run` a bundle in the foreground and return (exit code, stdout, stderr).
     pub fn run(&self, b: &Bundle, id: &str) -> (i32, String, String) {
-        let out = self.cmd(&["run", "--bundle", b.path.to_str().unwrap(), id]);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        code_out_err(&self.cmd(&["run", "--bundle", b.path.to_str().unwrap(), id]))
     }
 
     /// `run` in the foreground as a child of the test, with stdout piped, for tests that act on
@@ -234,6 +233,15 @@ impl Drop for Env {
         self.sweep_cgroups();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// (exit code, stdout, stderr) of a finished command.
+pub fn code_out_err(out: &Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Whether a top-level cgroup name belongs to the test whose prefix (without `/`) is `prefix`:
