@@ -142,13 +142,10 @@ fn cve_2024_21626_a_cwd_outside_the_root_is_refused() {
     env.assert_nothing_left(&id);
 }
 
-/// CVE-2025-31133: the /dev/null bound over masked paths was a path a container could swap
-/// for a symlink to a host file (core_pattern), which masking then made writable. Here /dev is
-/// a host directory and a createContainer hook swaps /dev/null for such a link after /dev is
-/// made: create refuses it.
-#[test]
-fn cve_2025_31133_masking_uses_only_the_real_dev_null() {
-    let env = Env::new("cve31133");
+/// A bundle running `true` whose /dev is a host directory (a shared /dev, as an attacker in a
+/// second container would have), and a createContainer hook that, once /dev is made, runs the
+/// shell command `swap` builds from that directory's path.
+fn bundle_with_swapped_dev(env: &Env, swap: impl Fn(&str) -> String) -> Bundle {
     let dev = env.dir.join("shared-dev");
     std::fs::create_dir_all(&dev).unwrap();
     let mut b = env.bundle("b", &["true"]);
@@ -158,9 +155,22 @@ fn cve_2025_31133_masking_uses_only_the_real_dev_null() {
         .push(json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]}));
     b.config["hooks"] = json!({"createContainer": [{
         "path": "/bin/sh",
-        "args": ["sh", "-c", format!("rm -f {0}/null && ln -s /proc/sys/kernel/core_pattern {0}/null", dev.display())]
+        "args": ["sh", "-c", swap(&dev.display().to_string())]
     }]});
     b.save();
+    b
+}
+
+/// CVE-2025-31133: the /dev/null bound over masked paths was a path a container could swap
+/// for a symlink to a host file (core_pattern), which masking then made writable. Here /dev is
+/// a host directory and a createContainer hook swaps /dev/null for such a link after /dev is
+/// made: create refuses it.
+#[test]
+fn cve_2025_31133_masking_uses_only_the_real_dev_null() {
+    let env = Env::new("cve31133");
+    let b = bundle_with_swapped_dev(&env, |dev| {
+        format!("rm -f {dev}/null && ln -s /proc/sys/kernel/core_pattern {dev}/null")
+    });
     let id = env.id("c");
     let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
     assert!(!out.status.success());
@@ -174,23 +184,16 @@ fn cve_2025_31133_masking_uses_only_the_real_dev_null() {
 
 /// CVE-2025-52565: the console's pty was found by path, which a container could redirect.
 /// cofferdam opens the peer through the master (TIOCGPTPEER) and checks the master is of a
-/// devpts. Here a hook replaces /dev/ptmx with a link to a plain file: create refuses it.
+/// devpts. Here a hook replaces /dev/ptmx with a plain file: create refuses it.
 #[test]
 fn cve_2025_52565_the_console_is_a_real_pty() {
     let env = Env::new("cve52565");
-    let dev = env.dir.join("shared-dev");
-    std::fs::create_dir_all(&dev).unwrap();
     std::fs::write(env.dir.join("fake-ptmx"), "").unwrap();
-    let mut b = env.bundle("b", &["true"]);
+    let fake = env.dir.join("fake-ptmx");
+    let mut b = bundle_with_swapped_dev(&env, |dev| {
+        format!("rm -f {dev}/ptmx && cp {} {dev}/ptmx", fake.display())
+    });
     b.config["process"]["terminal"] = json!(true);
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"]}));
-    b.config["hooks"] = json!({"createContainer": [{
-        "path": "/bin/sh",
-        "args": ["sh", "-c", format!("rm -f {0}/ptmx && cp {1}/fake-ptmx {0}/ptmx", dev.display(), env.dir.display())]
-    }]});
     b.save();
     let id = env.id("c");
     // A console socket that accepts whatever comes.
