@@ -108,7 +108,11 @@ fn main() {
         // Rotate who goes first, so that no runtime always follows the same one.
         for k in 0..runtimes.len() {
             let rt = &runtimes[(round + k) % runtimes.len()];
-            record("lifecycle", rt.name, lifecycle(rt, 0, &format!("l{round}")));
+            let steps = lifecycle(rt, 0, &format!("l{round}"));
+            record("lifecycle", rt.name, steps.iter().sum());
+            for (step, d) in STEPS.into_iter().zip(steps) {
+                record(step, rt.name, d);
+            }
             record("run", rt.name, run(rt, &format!("r{round}")));
         }
         if let Some(f) = &floor {
@@ -279,10 +283,13 @@ fn cli(rt: &Runtime, args: &[&str]) {
     assert!(status.success(), "{} {args:?}: {err}", rt.name);
 }
 
-/// create + start + wait for the init (reparented to us) + delete.
-fn lifecycle(rt: &Runtime, slot: usize, id: &str) -> Duration {
+/// The steps of one lifecycle, in the order `lifecycle` takes them (the report's rows).
+const STEPS: [&str; 4] = ["  create", "  start", "  wait", "  delete"];
+
+/// create + start + wait for the init (reparented to us) + delete: each step's time.
+fn lifecycle(rt: &Runtime, slot: usize, id: &str) -> [Duration; 4] {
     let pidfile = rt.root.with_file_name(format!("{id}.pid"));
-    let t = Instant::now();
+    let mut marks = [Instant::now(); 5];
     cli(
         rt,
         &[
@@ -294,17 +301,20 @@ fn lifecycle(rt: &Runtime, slot: usize, id: &str) -> Duration {
             id,
         ],
     );
+    marks[1] = Instant::now();
     cli(rt, &["start", id]);
+    marks[2] = Instant::now();
     let pid: i32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    marks[3] = Instant::now();
     cli(rt, &["delete", id]);
-    let d = t.elapsed();
+    marks[4] = Instant::now();
     let _ = std::fs::remove_file(pidfile);
-    d
+    [0, 1, 2, 3].map(|i| marks[i + 1] - marks[i])
 }
 
 fn run(rt: &Runtime, id: &str) -> Duration {
@@ -389,7 +399,11 @@ fn report(
         "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>12} {:>9}",
         "bench", "runtime", "median ms", "min", "max", "/ cofferdam", "× floor"
     );
-    for bench in ["lifecycle", "run", "exec", "fan-out (50)"] {
+    let benches = ["lifecycle"]
+        .into_iter()
+        .chain(STEPS)
+        .chain(["run", "exec", "fan-out (50)"]);
+    for bench in benches {
         let base = times.get(&(bench, "cofferdam")).map(|v| stats(v).0);
         let names: Vec<&str> = runtimes
             .iter()
