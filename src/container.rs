@@ -361,8 +361,8 @@ fn create(
         cgroup: Some(cgroup.clone()),
     };
     log::debug!("create {id}: state dir claimed");
-    cgroup.make()?;
-    log::debug!("create {id}: cgroup directories made");
+    // The cgroup2 directory now, since the init is cloned into it; the v1 ones while it sets up.
+    cgroup.make(true)?;
 
     let (console, own_end) =
         console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
@@ -388,6 +388,8 @@ fn create(
     persisted.pid_start = init.start;
     state::write(&dir, &persisted)?;
     log::debug!("create {id}: init forked");
+    cgroup.make(false)?;
+    log::debug!("create {id}: cgroup directories made");
     pending.setup(&cfg, &persisted)?;
     log::debug!("create {id}: init ready");
     drop(cfg);

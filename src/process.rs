@@ -5,12 +5,13 @@
 //!  create (parent)                          init (child, pid 1 of the new pid namespace)
 //!  ─────────────────                        ─────────────────────────────────────────────
 //!  socketpair, open exec.fifo
-//!  enter pid ns for children, fork ───────► reset signals, umask 0
-//!  put child in its cgroup (slow on v1:     join / unshare namespaces (not cgroup),
-//!    an RCU grace period), meanwhile:       keyring, hostname, domainname, mounts...
-//!  write oom_score_adj
+//!  enter pid ns for children, clone3
+//!  into the cgroup2 dir (else fork) ──────► reset signals, umask 0
+//!  make the v1 cgroup dirs, meanwhile:      join / unshare namespaces (not cgroup),
+//!  write oom_score_adj                      keyring, hostname, domainname, mounts...
 //!  send 'G' ──────────────────────────────► (awaited at the first cgroup mount, or
-//!                                           after the mounts) unshare cgroupns
+//!                                           after the mounts) join the v1 cgroup dirs,
+//!                                           unshare cgroupns
 //!                                           ...the rest of the mounts, /dev
 //!  (only with prestart, createRuntime or createContainer hooks:)
 //!  run prestart, createRuntime ◄─────────── 'H'
@@ -21,7 +22,7 @@
 //!                                           rlimits, groups/gid/uid, capabilities,
 //!                                           no_new_privs, umask, cwd, find executable
 //!  wait ◄─────────────────── 'R' or 'E'+error
-//!  write state.json (pid, start time)
+//!  state.json: committed; --pid-file
 //!  send 'C' + state ──────────────────────► (EOF instead: create died, exit)
 //!  exit; init is reparented                 block reading exec.fifo
 //!  start: write one byte to exec.fifo ────► startContainer hooks, close extra fds, execve
@@ -74,6 +75,8 @@ const MAX_MSG: usize = 1 << 20;
 pub struct Pending {
     pub pid: Pid,
     sock: Option<OwnedFd>,
+    /// Cloned straight into the cgroup2 directory (`CLONE_INTO_CGROUP`).
+    born_in_v2: bool,
 }
 
 impl Pending {
@@ -124,6 +127,7 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
     )?;
     exec.rlimits_late = !cfg.namespaces.new_user;
 
+    let mut born_in_v2 = false;
     let pid = if cfg.namespaces.new_user {
         // A clone that makes the user namespace (and the pid one, owned by it) with the
         // child, as fork would otherwise: a pid namespace made before would belong to the
@@ -140,22 +144,104 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
         }
     } else {
         let _pidns = cfg.namespaces.enter_pid_for_children()?;
-        // SAFETY: the child only runs `init`, which never returns (it execs or _exits). The
-        // library's create path starts no threads; if the embedding program has threads, glibc's
-        // fork leaves malloc usable in the child, and init takes no other lock they may hold.
-        match unsafe { nix::unistd::fork() }.map_err(crate::error::sys_err("fork"))? {
-            ForkResult::Child => {
+        // Born in its cgroup2 directory, the init needs no migration there (see
+        // `Cgroup::join_v1_self` for what a migration costs); the parent moves it when the
+        // kernel cannot (older than 5.7) or when the clone is refused, and then reports why.
+        // A raw clone runs no atfork handlers, so only a single-threaded caller (the CLI)
+        // takes this way; an embedding program with threads gets glibc's fork.
+        let v2 = cfg
+            .cgroup
+            .v2_dir()
+            .filter(|_| single_threaded())
+            .and_then(|d| open_fd(&d.path).ok());
+        // SAFETY: the child only runs `init`, which never returns (it execs or _exits).
+        match v2.as_ref().map(|fd| unsafe { clone_into_cgroup(fd) }) {
+            Some(Ok(0)) => {
                 drop(parent_sock);
                 init(cfg, &exec, child_sock)
             }
-            ForkResult::Parent { child } => child,
+            Some(Ok(child)) => {
+                born_in_v2 = true;
+                Pid::from_raw(child)
+            }
+            // SAFETY: as above. If the embedding program has threads, glibc's fork leaves
+            // malloc usable in the child, and init takes no other lock they may hold.
+            None | Some(Err(_)) => {
+                match unsafe { nix::unistd::fork() }.map_err(crate::error::sys_err("fork"))? {
+                    ForkResult::Child => {
+                        drop(parent_sock);
+                        init(cfg, &exec, child_sock)
+                    }
+                    ForkResult::Parent { child } => child,
+                }
+            }
         }
     };
     drop(child_sock);
     Ok(Pending {
         pid,
         sock: Some(parent_sock),
+        born_in_v2,
     })
+}
+
+fn single_threaded() -> bool {
+    std::fs::File::open("/proc/self/stat")
+        .ok()
+        .and_then(|f| <procfs::process::Stat as procfs::FromRead>::from_read(f).ok())
+        .is_some_and(|s| s.num_threads == 1)
+}
+
+fn open_fd(dir: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)?;
+    Ok(f.into())
+}
+
+/// fork, with the child born in the cgroup2 directory `dir`: clone3 with `CLONE_INTO_CGROUP`
+/// (Linux 5.7), no new stack and no `CLONE_VM`, so it returns twice as fork does.
+///
+/// # Safety
+/// As for fork: the child must only run code that never returns (it execs or `_exit`s). Like
+/// `namespaces::fork_into`, it runs no atfork handlers: call it from a single-threaded
+/// process, or from a thread whose siblings hold no lock the child takes (malloc's).
+unsafe fn clone_into_cgroup(dir: &OwnedFd) -> std::result::Result<i32, Errno> {
+    // struct clone_args, up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 reads `args`, which we own and whose size we pass; the caller upholds
+    // fork's contract for the child.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    Errno::result(r).map(|pid| pid as i32)
 }
 
 impl Pending {
@@ -171,8 +257,12 @@ impl Pending {
             if let Some(p) = cfg.spec.process() {
                 set_rlimits_of(pid.as_raw(), p)?;
             }
+            // Inside its user namespace, the init could not write the host's cgroup files.
+            cfg.cgroup.add(pid.as_raw())?;
+        } else if !self.born_in_v2 {
+            // The init joins its v1 directories itself, first thing.
+            cfg.cgroup.add_v2(pid.as_raw())?;
         }
-        cfg.cgroup.add(pid.as_raw())?;
         log::debug!("init {pid} placed in its cgroup");
         if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
             let path = format!("/proc/{pid}/oom_score_adj");
@@ -317,6 +407,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let child = Pending {
         pid,
         sock: Some(parent_sock),
+        born_in_v2: false,
     };
     let sock = child.sock.as_ref().expect("set above");
     if !cfg.join_cgroup_last {
@@ -419,16 +510,23 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     // SAFETY: umask only sets a process attribute. Devices and dirs get exactly their modes.
     unsafe { libc::umask(0) };
 
-    // `create` puts us in our cgroup meanwhile: on cgroup v1 the first migration waits for an
-    // RCU grace period (several ms), so the setup that does not depend on the cgroup goes on
-    // in parallel, and we wait for 'G' only where it matters: before the cgroup namespace
-    // (rooted at our cgroup) and the cgroup mounts, and before pivot_root at the latest.
-    // (Kernel objects made before that, such as the namespaces, are charged to the caller's
-    // cgroup, as they are with crun, whose clone makes them before placement.)
+    // `create` makes our v1 cgroup directories meanwhile (we were cloned into the cgroup2
+    // one), so the setup that does not depend on the cgroup goes on in parallel, and we wait
+    // for 'G' only where it matters: before the cgroup namespace (rooted at our cgroup) and
+    // the cgroup mounts, and before pivot_root at the latest. Then we join the v1 directories
+    // ourselves, which is cheaper than being moved (`Cgroup::join_v1_self`), from here where
+    // the host's cgroup mounts are still in view. (Kernel objects made before that, such as
+    // the namespaces, are charged to the caller's v1 cgroups, as they are with crun, whose
+    // clone makes them before placement.) In a new user namespace, `create` moves us.
     let placed = std::cell::Cell::new(false);
     let in_cgroup = || -> Step {
         if !placed.get() {
             wait_for(sock, b'G')?;
+            if !cfg.namespaces.new_user {
+                cfg.cgroup
+                    .join_v1_self()
+                    .map_err(|(path, e)| fail("join cgroup", &path, e))?;
+            }
             cfg.namespaces
                 .enter_cgroup()
                 .map_err(|(op, e)| fail(op, "", e))?;

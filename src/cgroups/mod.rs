@@ -8,6 +8,7 @@
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
 use oci_spec::runtime::{LinuxRdma, LinuxResources};
 use procfs::FromRead;
 use serde::{Deserialize, Serialize};
@@ -263,9 +264,11 @@ impl Cgroup {
         Ok(cg)
     }
 
-    /// Make the planned directories. On failure, what was made is removed.
-    pub fn make(&self) -> Result<()> {
-        for d in &self.dirs {
+    /// Make the planned directories of the cgroup2 hierarchy (`v2`) or of the v1 ones:
+    /// `create` makes the first before the fork (the init is cloned into it) and the others
+    /// while the init sets up. On failure, every planned directory is removed.
+    pub fn make(&self, v2: bool) -> Result<()> {
+        for d in self.dirs.iter().filter(|d| d.v2 == v2) {
             let Some(top) = &d.created_from else { continue };
             let cpuset = d.controllers.split(',').any(|c| c == "cpuset");
             let made = mkdir_chain(top, &d.path, cpuset).and_then(|()| {
@@ -301,7 +304,8 @@ impl Cgroup {
         })
     }
 
-    fn v2_dir(&self) -> Option<&CgroupDir> {
+    /// The cgroup2 directory of the plan, if any.
+    pub fn v2_dir(&self) -> Option<&CgroupDir> {
         self.dirs.iter().find(|d| d.v2)
     }
 
@@ -536,13 +540,42 @@ impl Cgroup {
 
     /// Move a process into the cgroup in every hierarchy.
     pub fn add(&self, pid: i32) -> Result<()> {
+        self.add_where(pid, |_| true)
+    }
+
+    /// Move a process into the cgroup2 directory only: its v1 directories it joins itself
+    /// ([`Cgroup::join_v1_self`]).
+    pub fn add_v2(&self, pid: i32) -> Result<()> {
+        self.add_where(pid, |d| d.v2)
+    }
+
+    fn add_where(&self, pid: i32, pick: impl Fn(&CgroupDir) -> bool) -> Result<()> {
         let pid = pid.to_string();
-        for d in &self.dirs {
+        for d in self.dirs.iter().filter(|d| pick(d)) {
             let procs = d.path.join("cgroup.procs");
             std::fs::write(&procs, &pid).map_err(|source| Error::Cgroup {
                 op: "add process",
                 path: procs,
                 source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Move the calling process, which must be single-threaded, into every v1 directory by
+    /// writing "0" (its own thread) to each `tasks` file. Why not `cgroup.procs` from the
+    /// parent: a migration of another task, or of a whole thread group, takes the kernel's
+    /// global threadgroup lock for writing, and the first such write after a quiet moment
+    /// waits for an RCU grace period (2-15 ms on this host, most of a `create`). A thread that
+    /// moves itself is exempt (kernel/cgroup/cgroup.c, `cgroup_procs_write_start`): it can
+    /// neither exit nor exec meanwhile. For a single-threaded process, its thread is all of it.
+    /// Runs in the forked init: on failure, the path and the errno.
+    pub fn join_v1_self(&self) -> std::result::Result<(), (PathBuf, Errno)> {
+        for d in self.dirs.iter().filter(|d| !d.v2) {
+            let tasks = d.path.join("tasks");
+            std::fs::write(&tasks, "0").map_err(|e| {
+                let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                (tasks, errno)
             })?;
         }
         Ok(())
