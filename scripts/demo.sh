@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --release --quiet
-bin=$PWD/target/release/cofferdam
+# The target is named in .cargo/config.toml (static glibc), hence its directory.
+bin=$PWD/target/x86_64-unknown-linux-gnu/release/cofferdam
 work=$(mktemp -d /tmp/cofferdam-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/rootfs/bin"

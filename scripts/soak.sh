@@ -8,7 +8,8 @@ seq_n=${1:-1000}
 par_n=${2:-200}
 bash scripts/deps.sh
 cargo build --quiet
-bin=$PWD/target/debug/cofferdam
+# The target is named in .cargo/config.toml (static glibc), hence its directory.
+bin=$PWD/target/x86_64-unknown-linux-gnu/debug/cofferdam
 work=$(mktemp -d /tmp/cofferdam-soak.XXXXXX)
 prefix=cofferdam-soak-$$
 trap 'rm -rf "$work"' EXIT
