@@ -76,12 +76,20 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// A shell command that uses memory without end, touching it from user space (awk's string
+/// copies). The kernel OOM-kills, or with the OOM killer disabled parks, a task at its memory
+/// limit only in a user page fault: a charge made inside a syscall can fail instead, so
+/// `dd if=/dev/zero bs=64M` here sometimes ended with a short read, neither killed nor parked.
+const FILL_MEMORY: &str = "awk 'BEGIN { s = \"x\"; while (1) s = s s }'";
+
 #[test]
 fn memory_limit_gets_the_process_oom_killed() {
     let env = Env::new("oom");
-    let script = "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
-                  dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo status=$?";
-    let mut b = env.bundle("b", &["sh", "-c", script]);
+    let script = format!(
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
+         {FILL_MEMORY}; echo status=$?"
+    );
+    let mut b = env.bundle("b", &["sh", "-c", &script]);
     // swap == limit: no swap to escape to.
     b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
     b.save();
@@ -90,7 +98,7 @@ fn memory_limit_gets_the_process_oom_killed() {
     // The container's own /sys/fs/cgroup shows its cgroup, with its limit.
     assert!(out.contains(&(32u64 << 20).to_string()), "{out}");
     // 128 + SIGKILL: the OOM killer, not an allocation failure.
-    assert!(out.contains("status=137"), "dd was not OOM-killed: {out}");
+    assert!(out.contains("status=137"), "not OOM-killed: {out}");
     env.assert_nothing_left(&id);
 }
 
@@ -101,10 +109,7 @@ fn disable_oom_killer_keeps_the_process_alive_under_oom() {
         return;
     }
     let env = Env::new("nooom");
-    // The memory is touched from user space (awk's string copies): the kernel parks a task at
-    // the limit only in a user page fault. A charge made inside a syscall can fail instead, so
-    // `dd if=/dev/zero` here sometimes ended with a short read and never waited.
-    let mut b = env.bundle("b", &["awk", "BEGIN { s = \"x\"; while (1) s = s s }"]);
+    let mut b = env.bundle("b", &["sh", "-c", &format!("exec {FILL_MEMORY}")]);
     b.config["linux"]["resources"]["memory"] =
         json!({"limit": 32 << 20, "swap": 32 << 20, "disableOOMKiller": true});
     b.save();
@@ -402,14 +407,7 @@ fn events_stats_report_memory_and_pids_and_ps_lists_the_processes() {
 #[test]
 fn oom_events_are_reported() {
     let env = Env::new("oomevent");
-    let mut b = env.bundle(
-        "b",
-        &[
-            "sh",
-            "-c",
-            "sleep 0.5; dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1000",
-        ],
-    );
+    let mut b = env.bundle("b", &["sleep", "1000"]);
     b.config["linux"]["resources"]["memory"] = json!({"limit": 32 << 20, "swap": 32 << 20});
     b.save();
     let id = env.id("c");
@@ -427,6 +425,15 @@ fn oom_events_are_reported() {
         .stdout(std::fs::File::create(&out_path).unwrap())
         .spawn()
         .unwrap();
+    // Its first stats event comes after it read the OOM-kill count it compares with: only then
+    // may the kill happen (a sleep in the container lost that race on a slow VM).
+    wait_until("the first stats event", || {
+        std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .contains(r#""type":"stats""#)
+    });
+    let killed = env.cmd(&["exec", &id, "sh", "-c", FILL_MEMORY]);
+    assert_eq!(killed.status.code(), Some(137), "{killed:?}");
     wait_until("an oom event", || {
         std::fs::read_to_string(&out_path)
             .unwrap_or_default()
