@@ -1,6 +1,7 @@
 //! A memory limit, enforced by the kernel: a container limited to 32 MiB (and no swap) tries
-//! to fill a 64 MiB buffer and is OOM-killed; its stats show the limit and the peak. Then
-//! the limit is raised on the live container with `update`, and the same work succeeds.
+//! to build a 32 MiB string (about 80 MiB with awk's copies) and is OOM-killed; its stats show
+//! the limit and the peak. Then the limit is raised on the live container with `update`, and
+//! the same work succeeds.
 //!
 //! ```sh
 //! apt-get install -y busybox-static
@@ -50,7 +51,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         p.set_args(Some(vec![
             "sh".into(),
             "-c".into(),
-            "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null".into(),
+            // Doubled 25 times: 32 MiB, about 80 with the copies awk makes, all written from
+            // user space, where the kernel OOM-kills at the limit (`dd if=/dev/zero` would fill
+            // its buffer in a read(2), where a charge past the limit may just fail the read).
+            "awk 'BEGIN { s = \"x\"; for (i = 0; i < 25; i++) s = s s }'".into(),
         ]));
         c.exec(&p, &Default::default())?.wait()
     };
@@ -58,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let code = fill(&c)?;
     let stats = c.stats()?;
     println!(
-        "with 32 MiB: dd exited {code} ({}); limit {} MiB, peak use {} MiB",
+        "with 32 MiB: awk exited {code} ({}); limit {} MiB, peak use {} MiB",
         if code == 137 {
             "SIGKILL: the OOM killer"
         } else {
@@ -72,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     more.set_memory(Some(memory(128 * MIB)));
     c.update(&more)?;
     let code = fill(&c)?;
-    println!("after update to 128 MiB: dd exited {code}");
+    println!("after update to 128 MiB: awk exited {code}");
 
     c.delete(true)?;
     std::fs::remove_dir_all(&dir)?;
