@@ -437,7 +437,7 @@ impl Drop for Undo {
     }
 }
 
-fn open_fd(path: &Path, flags: libc::c_int) -> Result<OwnedFd> {
+pub(crate) fn open_fd(path: &Path, flags: libc::c_int) -> Result<OwnedFd> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::InvalidConfig("path contains NUL".into()))?;
     // SAFETY: open with a NUL-terminated path; the returned fd is ours.

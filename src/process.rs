@@ -153,7 +153,10 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
             .cgroup
             .v2_dir()
             .filter(|_| single_threaded())
-            .and_then(|d| open_fd(&d.path).ok());
+            .and_then(|d| {
+                let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+                crate::container::open_fd(&d.path, flags).ok()
+            });
         // SAFETY: the child only runs `init`, which never returns (it execs or _exits).
         match v2.as_ref().map(|fd| unsafe { clone_into_cgroup(fd) }) {
             Some(Ok(0)) => {
@@ -190,15 +193,6 @@ fn single_threaded() -> bool {
         .ok()
         .and_then(|f| <procfs::process::Stat as procfs::FromRead>::from_read(f).ok())
         .is_some_and(|s| s.num_threads == 1)
-}
-
-fn open_fd(dir: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(dir)?;
-    Ok(f.into())
 }
 
 /// fork, with the child born in the cgroup2 directory `dir`: clone3 with `CLONE_INTO_CGROUP`

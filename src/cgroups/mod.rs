@@ -574,7 +574,7 @@ impl Cgroup {
         for d in self.dirs.iter().filter(|d| !d.v2) {
             let tasks = d.path.join("tasks");
             std::fs::write(&tasks, "0").map_err(|e| {
-                let errno = Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+                let errno = crate::namespaces::errno_of(&e);
                 (tasks, errno)
             })?;
         }
