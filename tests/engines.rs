@@ -9,6 +9,27 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
+/// A tarball of a busybox rootfs, for an engine to import as an image (no registry here).
+fn busybox_tarball(env: &Env) -> std::path::PathBuf {
+    let rootfs = env.dir.join("image");
+    make_busybox_rootfs(&rootfs);
+    let tar = env.dir.join("bb.tar");
+    assert!(
+        Command::new("tar")
+            .args([
+                "-C",
+                rootfs.to_str().unwrap(),
+                "-cf",
+                tar.to_str().unwrap(),
+                "."
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tar
+}
+
 struct Podman<'a> {
     env: &'a Env,
     base: Vec<String>,
@@ -36,22 +57,7 @@ fn podman_runs_containers_through_cofferdam() {
         panic!("podman is installed by scripts/deps.sh");
     }
     // A busybox image, imported from a rootfs tarball.
-    let rootfs = env.dir.join("image");
-    make_busybox_rootfs(&rootfs);
-    let tar = env.dir.join("bb.tar");
-    assert!(
-        Command::new("tar")
-            .args([
-                "-C",
-                rootfs.to_str().unwrap(),
-                "-cf",
-                tar.to_str().unwrap(),
-                "."
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let tar = busybox_tarball(&env);
     let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
     let base: Vec<String> = [
         "--root",
@@ -253,22 +259,7 @@ fn containerd_runs_tasks_through_cofferdam() {
     }
 
     // The image: a busybox rootfs, imported by podman (vfs, private root), saved as OCI.
-    let rootfs = env.dir.join("image");
-    make_busybox_rootfs(&rootfs);
-    let tar = env.dir.join("bb.tar");
-    assert!(
-        Command::new("tar")
-            .args([
-                "-C",
-                rootfs.to_str().unwrap(),
-                "-cf",
-                tar.to_str().unwrap(),
-                "."
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let tar = busybox_tarball(&env);
     let image = "localhost/cofferdam-ctr-busybox:latest";
     let podman = |args: &[&str]| {
         let st = Command::new("podman")
