@@ -359,12 +359,7 @@ fn new_namespaces_differ_from_the_host_and_joined_ones_match() {
     first.config["hostname"] = json!("first");
     first.save();
     let a = env.id("a");
-    assert!(
-        env.cmd(&["run", "-d", "-b", first.path_str(), &a])
-            .status
-            .success()
-    );
-    let pid = env.state(&a)["pid"].as_i64().unwrap();
+    let pid = env.run_detached(&first, &a);
 
     let mut second = env.bundle(
         "second",

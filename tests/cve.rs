@@ -52,12 +52,7 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
         }
         handlers
     });
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
-    let init = env.state(&id)["pid"].as_i64().unwrap();
+    let init = env.run_detached(&b, &id);
     let shm = format!("/proc/{init}/root/dev/shm");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::path::Path::new(&format!("{shm}/ready")).exists() {
@@ -116,11 +111,7 @@ fn cve_2024_21626_a_cwd_outside_the_root_is_refused() {
     // exec makes no cwd: it is the check after chdir that finds it outside the root.
     let b = env.bundle("b2", &["sleep", "1000"]);
     let id = env.id("c2");
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
+    env.run_detached(&b, &id);
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(

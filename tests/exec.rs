@@ -11,19 +11,13 @@ use common::*;
 use serde_json::json;
 
 /// A running container (`sleep`) for exec tests.
-fn running(env: &Env) -> (String, i64) {
+fn running(env: &Env) -> (String, i32) {
     let mut b = env.bundle("b", &["sleep", "1000"]);
     b.config["hostname"] = json!("exechost");
     b.config["process"]["env"] = json!(["PATH=/bin", "FROM_CONFIG=1"]);
     b.save();
     let id = env.id("c");
-    let out = env.cmd(&["run", "-d", "--bundle", b.path_str(), &id]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let pid = env.run_detached(&b, &id);
     (id, pid)
 }
 
@@ -230,12 +224,7 @@ fn exec_into_a_sub_cgroup_and_listen_fds_reach_the_container() {
     let env = Env::new("execsub");
     let b = env.bundle("b", &["sleep", "1000"]);
     let id = env.id("c");
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
-    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let pid = env.run_detached(&b, &id);
     // A sub-cgroup made inside the container's, in every hierarchy.
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let mut made = Vec::new();

@@ -199,12 +199,7 @@ fn delete_force_stops_a_running_container() {
     let env = Env::new("delforce");
     let b = env.bundle("b", &["sleep", "1000"]);
     let id = env.id("c");
-    let out = env.cmd(&["run", "-d", "--bundle", b.path_str(), &id]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.run_detached(&b, &id);
     assert_eq!(env.status(&id), "running");
     let out = env.cmd(&["delete", "-f", &id]);
     assert!(
@@ -301,11 +296,7 @@ fn list_shows_containers_in_table_and_json() {
     // Shares the parent cgroup of the first bundle.
     b2.config["linux"]["cgroupsPath"] = json!(format!("{}_b/other", env.cgroup_prefix));
     b2.save();
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b2.path_str(), &c])
-            .status
-            .success()
-    );
+    env.run_detached(&b2, &c);
 
     let out = String::from_utf8(env.cmd(&["list"]).stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();

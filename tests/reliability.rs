@@ -54,11 +54,7 @@ fn concurrent_deletes_and_kills_of_one_container() {
     let b = env.bundle("b", &["sleep", "1000"]);
     let id = env.id("c");
     for _ in 0..5 {
-        assert!(
-            env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-                .status
-                .success()
-        );
+        env.run_detached(&b, &id);
         let outs: Vec<_> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..6)
                 .map(|i| {
@@ -178,12 +174,7 @@ fn an_init_killed_behind_our_back_is_stopped() {
     let env = Env::new("behind");
     let b = env.bundle("b", &["sleep", "1000"]);
     let id = env.id("c");
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
-    let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+    let pid = env.run_detached(&b, &id);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while env.status(&id) != "stopped" {
@@ -242,11 +233,7 @@ fn a_busy_cgroup_is_retried_then_reported_and_the_delete_can_be_repeated() {
     let env = Env::new("busy");
     let b = env.bundle("b", &["sleep", "1000"]);
     let id = env.id("c");
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
+    env.run_detached(&b, &id);
     // A process of the test's own, put into the container's cgroup in one v1 hierarchy only
     // (the last the state lists): delete kills what is in the container's cgroup as its first
     // hierarchy shows it (and through cgroup2's cgroup.kill), so this one lingers and keeps

@@ -265,11 +265,7 @@ fn exec_gets_the_containers_profile_too() {
     });
     let b = with_profile(&env, "b", "sleep 1000", profile, true);
     let id = env.id("c");
-    assert!(
-        env.cmd(&["run", "-d", "--bundle", b.path_str(), &id])
-            .status
-            .success()
-    );
+    env.run_detached(&b, &id);
     let out = env.cmd(&["exec", &id, "mkdir", "/dev/shm/d"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -127,6 +127,17 @@ impl Env {
             .unwrap()
     }
 
+    /// `run -d` (detached), insisting on success; returns the init's pid.
+    pub fn run_detached(&self, b: &Bundle, id: &str) -> i32 {
+        let out = self.cmd(&["run", "-d", "--bundle", b.path_str(), id]);
+        assert!(
+            out.status.success(),
+            "run -d {id} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.state(id)["pid"].as_i64().unwrap() as i32
+    }
+
     /// Run and insist on success; returns stdout.
     pub fn run_ok(&self, b: &Bundle, id: &str) -> String {
         let (code, out, err) = self.run(b, id);
