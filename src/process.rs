@@ -254,10 +254,10 @@ impl Pending {
             // Inside its user namespace, the init could not write the host's cgroup files.
             cfg.cgroup.add(pid.as_raw())?;
         } else if !self.born_in_v2 {
-            // The init joins its v1 directories itself, first thing.
+            // The init joins its v1 directories itself, after 'G'.
             cfg.cgroup.add_v2(pid.as_raw())?;
         }
-        log::debug!("init {pid} placed in its cgroup");
+        log::debug!("init {pid}: what create places of it is placed");
         if let Some(adj) = cfg.spec.process().as_ref().and_then(Process::oom_score_adj) {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
