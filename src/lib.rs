@@ -30,6 +30,7 @@
 pub mod cgroups;
 mod container;
 mod error;
+pub mod exe_seal;
 pub mod features;
 pub mod hooks;
 pub mod mount;

@@ -77,6 +77,148 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
     env.assert_nothing_left(&id);
 }
 
+/// CVE-2019-5736, the way it was exploited: the program the runtime execs is a script whose
+/// interpreter is `/proc/self/exe`, so the kernel runs the runtime's own binary again inside the
+/// container, as a dumpable process. A process of the container holds its /proc/N/exe and
+/// reopens it for writing, while it runs and after it has exited. Here it is done through
+/// `exec` (the program named to exec is the script) and through `run` (the script is the
+/// entrypoint of a container sharing the watcher's pid namespace), against a copy of the
+/// binary: every writable open must fail, and the copy must be unchanged.
+#[test]
+fn cve_2019_5736_a_script_run_by_the_runtime_binary_cannot_rewrite_it() {
+    let env = Env::new("cve5736b");
+    // A copy of the runtime in a directory of its own: if the defence fails, the build's own
+    // binary is not the one overwritten.
+    let bin_dir = env.dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join("cofferdam");
+    std::fs::copy(BIN, &bin).unwrap();
+    let original = std::fs::read(&bin).unwrap();
+    let runtime = |args: &[&str]| {
+        let mut c = std::process::Command::new(&bin);
+        c.arg("--root").arg(&env.root).args(args);
+        env.output(c)
+    };
+    // Every exit_group in the containers is held by the agent for a while, so the runtime
+    // binary started by the script lives long enough to be caught (deterministically).
+    let sock = env.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let seccomp = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let hold = Duration::from_millis(1500);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (_, fd) = receive_listener(&conn.unwrap());
+            std::thread::spawn(move || {
+                while let Some(req) = notif_recv(&fd) {
+                    std::thread::sleep(hold);
+                    notif_send(&fd, req.id, 0, true);
+                }
+            });
+        }
+    });
+    // The watcher (pid 1, builtins only, so that it never forks or exits): for each process
+    // that is not running busybox, keep its exe open as fd 5, try to open that for writing
+    // while the process lives, and again and again until the runtime that started it has
+    // exited too (the test says so with /dev/shm/gone), and write if an open succeeds.
+    let watcher = "L=/dev/shm/log; : > $L; : > /dev/shm/ready; \
+        while :; do for p in /proc/[0-9]*; do \
+          [ \"$p\" = /proc/1 ] && continue; \
+          { [ /proc/self/fd/3 -ef /bin/busybox ]; } 3< \"$p/exe\" 2>/dev/null && continue; \
+          { echo caught >> $L; \
+            { echo PWNED >&6 && echo wrote-live >> $L; echo open-live >> $L; } 6<> /proc/self/fd/5; \
+            until [ -e /dev/shm/gone ]; do \
+              { echo PWNED >&6 && echo wrote-after >> $L; echo open-after >> $L; } 6<> /proc/self/fd/5; \
+            done; rm -f /dev/shm/gone; \
+            { echo PWNED >&6 && echo wrote-after >> $L; echo open-after >> $L; } 6<> /proc/self/fd/5; \
+            echo done >> $L; } 5< \"$p/exe\" 2>/dev/null; \
+        done; done";
+    let mut w = env.bundle("w", &["sh", "-c", watcher]);
+    w.config["linux"]["seccomp"] = seccomp.clone();
+    w.save();
+    let evil = w.rootfs().join("evil.sh");
+    std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let wid = env.id("w");
+    let out = runtime(&["run", "-d", "--bundle", w.path_str(), &wid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let init = env.state(&wid)["pid"].as_i64().unwrap();
+    let log = format!("/proc/{init}/root/dev/shm/log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&format!("/proc/{init}/root/dev/shm/ready")).exists() {
+        assert!(Instant::now() < deadline, "the watcher did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rounds = |n: usize| {
+        std::fs::write(format!("/proc/{init}/root/dev/shm/gone"), "").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap();
+            if text.matches("done").count() >= n {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the watcher never caught the runtime: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // 1. exec: the program named to exec is the script.
+    let out = runtime(&["exec", &wid, "/evil.sh"]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the runtime ran as the script's interpreter"
+    );
+    let after_exec = rounds(1);
+
+    // 2. run: the script is the entrypoint of a second container in the watcher's pid
+    // namespace (as in a pod), so the watcher sees the runtime binary the init became.
+    let mut e = env.bundle("e", &["/evil.sh"]);
+    std::fs::copy(&evil, e.rootfs().join("evil.sh")).unwrap();
+    e.config["linux"]["seccomp"] = seccomp;
+    for ns in e.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "pid" {
+            ns["path"] = json!(format!("/proc/{init}/ns/pid"));
+        }
+    }
+    e.save();
+    let eid = env.id("e");
+    let out = runtime(&["run", "--bundle", e.path_str(), &eid]);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after_run = rounds(2);
+
+    assert!(runtime(&["delete", "--force", &wid]).status.success());
+    let _ = runtime(&["delete", "--force", &eid]);
+    for text in [&after_exec, &after_run] {
+        assert!(text.contains("caught"), "{text}");
+        assert!(
+            !text.contains("open-") && !text.contains("wrote-"),
+            "the container opened the runtime binary for writing: {text}"
+        );
+    }
+    assert!(
+        std::fs::read(&bin).unwrap() == original,
+        "the runtime binary was modified"
+    );
+    env.assert_nothing_left(&wid);
+    env.assert_nothing_left(&eid);
+}
+
 /// CVE-2024-21626: an fd of the runtime's that leads to a host directory, named as the cwd
 /// (`/proc/self/fd/N`), put the container process outside its root. Here fd 3, passed with
 /// --preserve-fds, is a host directory: the cwd check refuses it.

@@ -231,6 +231,14 @@ fn main() -> ExitCode {
         .unwrap_or_else(cofferdam::default_root);
     let cmd = argv[cmd_at].as_str();
     let rest = &argv[cmd_at + 1..];
+    // Before anything forks into a container: the binary a container could reach must not be
+    // writable (CVE-2019-5736). This may re-execute the process from a sealed view of itself.
+    if matches!(cmd, "create" | "run" | "exec")
+        && let Err(e) = cofferdam::exe_seal::reexec_sealed(&root)
+    {
+        log.error(&e.to_string());
+        return ExitCode::FAILURE;
+    }
     let result = if global.has("systemd-cgroup") && matches!(cmd, "create" | "run") {
         Err(CliError::Runtime(Error::Unsupported(
             "--systemd-cgroup: the systemd cgroup driver needs a running systemd, which this runtime does not drive yet".into(),
