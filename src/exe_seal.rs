@@ -19,8 +19,10 @@
 //!   has no upper layer, so nothing can make it writable, not even a `remount` by a holder of
 //!   `CAP_SYS_ADMIN` (a read-only bind mount could be flipped back). A writable open fails
 //!   with `EROFS`. This is the design runc 1.2 chose.
-//! - **a sealed memfd**, where overlayfs cannot be had (an unprivileged caller, a kernel
-//!   without it, a binary on a filesystem overlayfs refuses): a copy of the binary with
+//! - **a read-only bind mount** of the binary alone, also detached, where overlayfs refuses
+//!   the binary's filesystem: a writable open fails with `EROFS` just the same (only a holder
+//!   of `CAP_SYS_ADMIN` over the host could flip it back, and that one owns the host anyway).
+//! - **a sealed memfd**, where neither can be had (an unprivileged caller, an old kernel): a copy of the binary with
 //!   `F_SEAL_WRITE`, `F_SEAL_GROW` and `F_SEAL_SHRINK`, so no write or truncation of it can
 //!   succeed. It costs a copy of the binary (2 MB) per call.
 //!
@@ -103,13 +105,15 @@ pub fn reexec_sealed(scratch: &Path) -> Result<()> {
                 .into(),
         ));
     }
-    let exe = match overlay_view(scratch) {
-        Ok(fd) => fd,
-        Err(e) => {
-            log::debug!("no overlayfs view of the binary ({e}); copying it to a sealed memfd");
-            memfd_copy()?
-        }
-    };
+    let exe = overlay_view(scratch)
+        .or_else(|e| {
+            log::debug!("no overlayfs view of the binary ({e}); trying a read-only bind mount");
+            readonly_bind()
+        })
+        .or_else(|e| {
+            log::debug!("no read-only bind of the binary ({e}); copying it to a sealed memfd");
+            memfd_copy()
+        })?;
     let args: Vec<CString> = std::env::args_os().map(cstring).collect();
     let mut env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
@@ -219,6 +223,30 @@ fn overlay_view(scratch: &Path) -> Result<OwnedFd> {
         ) as libc::c_long
     })
     .map_err(|e| sys("open the binary in its overlayfs view", e))
+}
+
+/// An `O_PATH` fd of the running binary on a detached, read-only bind mount of it alone.
+fn readonly_bind() -> Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    // SAFETY: open_tree with a NUL-terminated path; the fd returned is ours.
+    let tree = fd(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    })
+    .map_err(|e| sys("open_tree /proc/self/exe", e))?;
+    let ro = crate::mount::MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY.into(),
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    crate::mount::mount_setattr(&tree, 0, &ro)
+        .map_err(|e| sys("make the bind mount of the binary read-only", e))?;
+    Ok(tree)
 }
 
 fn set_string(ctx: &OwnedFd, key: &std::ffi::CStr, value: &[u8]) -> Result<()> {

@@ -26,6 +26,11 @@
 //!
 //! Creating a container needs root (user namespaces are not supported yet). `create` forks the
 //! calling process; call it from a thread that may fork (any thread, with glibc).
+//!
+//! Until their `execve`, the processes `create` and `exec` fork into a container run the
+//! calling program's binary. A program that makes containers should first call
+//! [`exe_seal::reexec_sealed`], as the `cofferdam` binary does, so that no container can get a
+//! writable handle on that binary (CVE-2019-5736).
 
 pub mod cgroups;
 mod container;

@@ -400,16 +400,20 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
 }
 
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(crate) struct MountAttr {
+    pub(crate) attr_set: u64,
+    pub(crate) attr_clr: u64,
+    pub(crate) propagation: u64,
+    pub(crate) userns_fd: u64,
 }
 
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
-fn mount_setattr(fd: &OwnedFd, flags: libc::c_uint, attr: &MountAttr) -> Result<(), Errno> {
+pub(crate) fn mount_setattr(
+    fd: &OwnedFd,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> Result<(), Errno> {
     // SAFETY: mount_setattr reads the mount_attr we own, of the size we pass; "" with
     // AT_EMPTY_PATH acts on the mount the fd is on.
     Errno::result(unsafe {
