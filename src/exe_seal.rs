@@ -14,8 +14,8 @@
 //! let anyone write, and only then fork. Whatever a container later reaches through
 //! `/proc/*/exe` is that copy:
 //!
-//! - **a read-only overlayfs** (preferred: no copy, about 0.2 ms), made with `fsopen` and never
-//!   attached anywhere. Its lower layers are the binary's directory and an empty directory; it
+//! - **a read-only overlayfs** (preferred: no copy), made with `fsopen` and never attached
+//!   anywhere. Its lower layers are the binary's directory and the state root; it
 //!   has no upper layer, so nothing can make it writable, not even a `remount` by a holder of
 //!   `CAP_SYS_ADMIN` (a read-only bind mount could be flipped back). A writable open fails
 //!   with `EROFS`. This is the design runc 1.2 chose.
@@ -82,8 +82,8 @@ pub fn current() -> Result<Option<Sealed>> {
 /// from a read-only overlayfs view of the binary or, failing that, a sealed memfd copy. Returns
 /// only once the running binary is protected, or with the error that prevents it.
 ///
-/// `scratch` is a directory of the runtime's own (its state root) in which an empty directory
-/// is made for a moment, as overlayfs' second lower layer.
+/// `scratch` is a directory of the runtime's own (its state root, made 0700 if missing):
+/// overlayfs' second lower layer, whose entries never show through.
 ///
 /// Call it first thing in `main`, while the process has one thread, before it forks anything
 /// into a container. The CLI does for `create`, `run` and `exec`; an embedding program that
@@ -163,46 +163,42 @@ fn overlay_view(scratch: &Path) -> Result<OwnedFd> {
     let ctx = fd(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })
         .map_err(|e| sys("fsopen overlay", e))?;
     // Overlayfs needs two lower layers to mount without an upper one, and they may not
-    // overlap: the second is an empty directory of ours, made in the scratch directory unless
-    // that is inside the binary's (then in /), and removed once the superblock exists.
+    // overlap. The second is the scratch directory (the state root), or /dev where that is
+    // inside the binary's directory or holds it: its entries never show, since the binary's
+    // name is found in the top layer, and the overlay's root is never reachable (it is not
+    // attached anywhere, and only the fd of the file is kept).
     // The state root, when it is the scratch directory, is for root's eyes only (0700).
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(scratch)
         .map_err(crate::error::io_err("mkdir", scratch))?;
     let scratch =
         std::fs::canonicalize(scratch).map_err(crate::error::io_err("resolve", scratch))?;
-    let base = if scratch.starts_with(dir) {
-        Path::new("/")
+    let other = if scratch.starts_with(dir) || dir.starts_with(&scratch) {
+        Path::new("/dev")
     } else {
         &scratch
     };
-    let empty = base.join(format!(".cofferdam-exe-seal.{}", std::process::id()));
-    std::fs::create_dir(&empty).map_err(crate::error::io_err("mkdir", &empty))?;
     let lower = [
         escape(dir.as_os_str().as_bytes()),
         b":".to_vec(),
-        escape(empty.as_os_str().as_bytes()),
+        escape(other.as_os_str().as_bytes()),
     ]
     .concat();
-    let made = set_string(&ctx, c"lowerdir", &lower).and_then(|()| {
-        // xino is of no use here and would only log when the layers are on two filesystems.
-        let _ = set_string(&ctx, c"xino", b"off");
-        // SAFETY: fsconfig on our context fd with no key or value.
-        Errno::result(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                ctx.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            )
-        })
-        .map(drop)
-        .map_err(|e| sys("create the overlayfs view of the binary", e))
-    });
-    let _ = std::fs::remove_dir(&empty);
-    made?;
+    set_string(&ctx, c"lowerdir", &lower)?;
+    // xino is of no use here and would only log when the layers are on two filesystems.
+    let _ = set_string(&ctx, c"xino", b"off");
+    // SAFETY: fsconfig on our context fd with no key or value.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })
+    .map_err(|e| sys("create the overlayfs view of the binary", e))?;
     // SAFETY: fsmount on our context fd; the mount fd returned is ours.
     let mnt = fd(unsafe {
         libc::syscall(
@@ -223,6 +219,20 @@ fn overlay_view(scratch: &Path) -> Result<OwnedFd> {
         ) as libc::c_long
     })
     .map_err(|e| sys("open the binary in its overlayfs view", e))
+    .and_then(|f| {
+        // It must be the binary of the top layer, not something of the second one (as it would
+        // be if the binary were removed meanwhile).
+        let meta = std::fs::metadata(format!("/proc/self/fd/{}", f.as_raw_fd()))
+            .map_err(crate::error::io_err("stat", &target))?;
+        if meta.is_file() {
+            Ok(f)
+        } else {
+            Err(Error::Unsupported(format!(
+                "{}: not a file",
+                target.display()
+            )))
+        }
+    })
 }
 
 /// An `O_PATH` fd of the running binary on a detached, read-only bind mount of it alone.

@@ -9,7 +9,7 @@ use serde_json::json;
 /// Create `b` as `id`, expect failure with `needle` in the message, and nothing left.
 fn expect_failure(env: &Env, b: &Bundle, id: &str, needle: &str) {
     let out = env.cmd(&["create", "--bundle", b.path_str(), id]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_text(&out);
     assert_eq!(out.status.code(), Some(1), "create {id} should fail: {err}");
     assert!(
         err.contains(needle),
@@ -200,9 +200,28 @@ fn commands_on_unknown_containers_fail_clearly() {
     ] {
         let out = env.cmd(cmd);
         assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        // runc's form: a logrus record on stderr, with the level engines and suites look for.
+        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("\"ghost\" does not exist"),
-            "{cmd:?}"
+            err.starts_with("time=\"")
+                && err.contains(" level=error msg=")
+                && err.contains("ghost")
+                && err.contains("does not exist"),
+            "{cmd:?}: {err}"
+        );
+        // With --log FILE the record goes there, and stderr has the plain message.
+        let log = env.dir.join("ghost.log");
+        let out = env.cmd(&[&["--log", log.to_str().unwrap()][..], cmd].concat());
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error: container") && err.contains("does not exist"),
+            "{err}"
+        );
+        let logged = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            logged.contains("level=error") && logged.contains("ghost"),
+            "{logged}"
         );
     }
     let out = env.cmd(&["frobnicate"]);

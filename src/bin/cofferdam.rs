@@ -682,12 +682,14 @@ impl Log {
         }
     }
 
-    /// The command's error: a record in the log, and the plain message on stderr, as runc does.
+    /// The command's error, as runc reports it: an `error` record in the log; when the log is
+    /// a file, the plain message on stderr too. Without `--log` the record goes to stderr, so
+    /// what callers read there says `level=error` (engines and suites look for the word).
     fn error(&self, msg: &str) {
+        self.write(log::Level::Error, msg);
         if self.file.is_some() {
-            self.write(log::Level::Error, msg);
+            eprintln!("cofferdam: error: {msg}");
         }
-        eprintln!("cofferdam: {msg}");
     }
 }
 

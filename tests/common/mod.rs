@@ -247,6 +247,14 @@ impl Drop for Env {
 }
 
 /// (exit code, stdout, stderr) of a finished command.
+/// What the runtime said on stderr, with the quoting of its `level=error msg="..."` record
+/// undone, so that tests can look for messages that hold quotes.
+pub fn stderr_text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .replace("\\\"", "\"")
+        .replace("\\\\", "\\")
+}
+
 pub fn code_out_err(out: &Output) -> (i32, String, String) {
     (
         out.status.code().unwrap_or(-1),
