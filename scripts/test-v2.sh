@@ -21,7 +21,9 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# Build on the host; the guest (software-emulated) only runs the tests.
+# Build on the host; the guest (software-emulated, several times slower) only runs the tests,
+# with every deadline they wait for the kernel scaled (the guest gets this environment).
+export TEST_TIME_FACTOR=${TEST_TIME_FACTOR_VM:-6}
 cargo test --all-targets --no-run --quiet
 "$vm" -q --mem 4G --timeout 1500 -- sh -c '
     grep -q " - cgroup2 " /proc/self/mountinfo && ! grep -q " - cgroup " /proc/self/mountinfo \

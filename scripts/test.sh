@@ -1,25 +1,56 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need, checks format and
-# lints, and runs every test (unit, real containers, parity with runc). Needs root.
+# lints, and runs every test (unit, real containers, parity with runc, engines), then the same
+# on a pure cgroup v2 host in a VM, and a short soak. Needs root. Each stage prints how long it
+# took, and a summary closes the run.
+#
+# TEST_TIME_FACTOR (default 1) scales every deadline a test waits for the kernel with; the VM
+# pass sets its own (see scripts/test-v2.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
-cargo fmt --check
-cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets
-cargo test --doc
+
+declare -a STAGES=()
+stage() {
+    local name=$1 start=$SECONDS
+    shift
+    echo "=== stage: $name" >&2
+    "$@"
+    local took=$((SECONDS - start))
+    STAGES+=("$(printf '%-28s %5d s' "$name" "$took")")
+    echo "=== stage: $name took ${took} s" >&2
+}
+summary() {
+    echo "=== stage durations:" >&2
+    for s in "${STAGES[@]}"; do echo "    $s" >&2; done
+}
+trap summary EXIT
+
 # Every test cleans up after itself, failed or not: no cgroup directory of the tests (or of the
 # runtime's default /cofferdam parent) may be left in any hierarchy.
-left=$(find /sys/fs/cgroup -maxdepth 2 -type d \( -name 'cofferdam-test-*' -o -name cofferdam -o -name 'cofferdam-example*' \) 2>/dev/null || true)
-if [ -n "$left" ]; then
-    echo "cgroup directories left after the tests:" >&2
-    echo "$left" >&2
-    exit 1
-fi
+no_cgroups_left() {
+    local left
+    left=$(find /sys/fs/cgroup -maxdepth 2 -type d \( -name 'cofferdam-test-*' -o -name cofferdam -o -name 'cofferdam-example*' \) 2>/dev/null || true)
+    if [ -n "$left" ]; then
+        echo "cgroup directories left after the tests:" >&2
+        echo "$left" >&2
+        return 1
+    fi
+}
 # The examples run real containers too.
-cargo run --quiet --example busybox >/dev/null
-cargo run --quiet --example memory_limit
+examples() {
+    cargo run --quiet --example busybox >/dev/null
+    cargo run --quiet --example memory_limit
+}
+
+stage "install dependencies" bash scripts/deps.sh
+stage "cargo fmt" cargo fmt --check
+stage "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
+stage "build tests" cargo test --all-targets --no-run --quiet
+stage "tests (host)" cargo test --all-targets
+stage "doc tests" cargo test --doc
+stage "nothing left" no_cgroups_left
+stage "examples" examples
 # The same tests on a pure cgroup v2 host, in a VM, where the tool for it is present.
-bash scripts/test-v2.sh
+stage "tests (cgroup v2 VM)" bash scripts/test-v2.sh
 # Reliability soak, short form (the full one: bash scripts/soak.sh, 1000 + 200 cycles).
-bash scripts/soak.sh 200 80
+stage "soak" bash scripts/soak.sh 200 80

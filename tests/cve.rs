@@ -108,7 +108,7 @@ fn cve_2019_5736_a_script_run_by_the_runtime_binary_cannot_rewrite_it() {
         "listenerPath": sock,
         "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_NOTIFY"}]
     });
-    let hold = Duration::from_millis(1500);
+    let hold = patience(Duration::from_millis(1500));
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let (_, fd) = receive_listener(&conn.unwrap());
@@ -151,25 +151,23 @@ fn cve_2019_5736_a_script_run_by_the_runtime_binary_cannot_rewrite_it() {
     );
     let init = env.state(&wid)["pid"].as_i64().unwrap();
     let log = format!("/proc/{init}/root/dev/shm/log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::path::Path::new(&format!("/proc/{init}/root/dev/shm/ready")).exists() {
-        assert!(Instant::now() < deadline, "the watcher did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the watcher to start", Duration::from_secs(10), || {
+        std::path::Path::new(&format!("/proc/{init}/root/dev/shm/ready")).exists()
+    });
     let rounds = |n: usize| {
         std::fs::write(format!("/proc/{init}/root/dev/shm/gone"), "").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap();
-            if text.matches("done").count() >= n {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the watcher never caught the runtime: {text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            "the watcher to catch the runtime",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(&log)
+                    .unwrap()
+                    .matches("done")
+                    .count()
+                    >= n
+            },
+        );
+        std::fs::read_to_string(&log).unwrap()
     };
 
     // 1. exec: the program named to exec is the script.

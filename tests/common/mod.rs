@@ -247,6 +247,35 @@ impl Drop for Env {
 }
 
 /// (exit code, stdout, stderr) of a finished command.
+/// How many times longer than on an idle machine a test waits for the kernel:
+/// `TEST_TIME_FACTOR` (default 1). The VM pass (software emulated) sets it, and so can a run on
+/// a busy machine. Every deadline in the tests comes from here.
+pub fn time_factor() -> f64 {
+    std::env::var("TEST_TIME_FACTOR")
+        .ok()
+        .and_then(|f| f.parse::<f64>().ok())
+        .filter(|f| *f >= 1.0)
+        .unwrap_or(1.0)
+}
+
+/// `base` (what an idle machine needs, with room) scaled by [`time_factor`].
+pub fn patience(base: std::time::Duration) -> std::time::Duration {
+    base.mul_f64(time_factor())
+}
+
+/// Poll `f` until it holds, failing the test with `what` after `base` × [`time_factor`].
+pub fn wait_until(what: &str, base: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + patience(base);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {:?} waiting for {what}",
+            patience(base)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// What the runtime said on stderr, with the quoting of its `level=error msg="..."` record
 /// undone, so that tests can look for messages that hold quotes.
 pub fn stderr_text(out: &Output) -> String {
@@ -435,8 +464,9 @@ pub fn notif_recv(listener: &std::os::fd::OwnedFd) -> Option<Notif> {
         events: libc::POLLIN,
         revents: 0,
     };
+    let wait_ms = patience(std::time::Duration::from_secs(30)).as_millis() as i32;
     // SAFETY: poll on one pollfd we own.
-    let n = unsafe { libc::poll(&mut pfd, 1, 30_000) };
+    let n = unsafe { libc::poll(&mut pfd, 1, wait_ms) };
     if n <= 0 || pfd.revents & libc::POLLIN == 0 {
         return None;
     }
