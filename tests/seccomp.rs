@@ -273,3 +273,203 @@ fn exec_gets_the_containers_profile_too() {
     assert!(env.cmd(&["delete", "--force", &id]).status.success());
     env.assert_nothing_left(&id);
 }
+
+/// An old allow-list profile, in the style of Docker's first default one: the default is EPERM,
+/// and nothing in it is newer than `prlimit64` (Linux 2.6.36), so faccessat2, clone3, statx,
+/// close_range, setns... are not named at all. It has what busybox and the runtime's last
+/// steps need. Names of other architectures' syscalls in it (`open`, `stat`... on aarch64)
+/// are skipped.
+const OLD_ALLOW: &[&str] = &[
+    "access",
+    "arch_prctl",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "clock_nanosleep",
+    "clone",
+    "close",
+    "dup",
+    "dup2",
+    "dup3",
+    "execve",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "fchdir",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getrlimit",
+    "getuid",
+    "ioctl",
+    "kill",
+    "lseek",
+    "lstat",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "pipe",
+    "pipe2",
+    "poll",
+    "prctl",
+    "pread64",
+    "prlimit64",
+    "read",
+    "readlink",
+    "readlinkat",
+    "recvfrom",
+    "recvmsg",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "sendfile",
+    "sendmsg",
+    "sendto",
+    "set_robust_list",
+    "set_tid_address",
+    "setpgid",
+    "sigaltstack",
+    "stat",
+    "statfs",
+    "sync",
+    "umask",
+    "uname",
+    "vfork",
+    "wait4",
+    "write",
+    "writev",
+];
+
+fn old_profile(extra: &[Value]) -> Value {
+    let mut rules = vec![json!({"names": OLD_ALLOW, "action": "SCMP_ACT_ALLOW"})];
+    rules.extend_from_slice(extra);
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+        "syscalls": rules
+    })
+}
+
+/// The executable is looked up before the filter goes on: a profile that refuses every way to
+/// check a file (stat, access and kin, with ENOENT even) does not make `sh` "not found", for
+/// the init with or without no_new_privs, nor for `exec`.
+#[test]
+fn the_program_is_found_even_where_the_profile_refuses_the_lookup() {
+    let env = Env::new("seccomplookup");
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{
+            "names": ["access", "faccessat", "faccessat2", "stat", "lstat", "newfstatat",
+                      "statx", "fstatat64", "stat64", "lstat64"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 2
+        }]
+    });
+    for nnp in [true, false] {
+        let name = if nnp { "nnp" } else { "caps" };
+        let b = with_profile(
+            &env,
+            name,
+            "test -e /bin/sh || echo denied; echo found; exec sleep 1000",
+            profile.clone(),
+            nnp,
+        );
+        let id = env.id(name);
+        let mut run = env.spawn_run(&b, &id);
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(run.stdout.take().unwrap()));
+        for want in ["denied", "found"] {
+            let got = lines.next().map(|l| l.unwrap());
+            assert_eq!(
+                got.as_deref(),
+                Some(want),
+                "{name}: the filter is on, sh ran"
+            );
+        }
+        for args in [
+            &["sh", "-c", "echo exec-found"][..],
+            &["/bin/sh", "-c", "echo exec-found"],
+        ] {
+            let out = env.cmd(&[&["exec", id.as_str()][..], args].concat());
+            let (code, o, e) = code_out_err(&out);
+            assert_eq!(
+                (code, o.as_str()),
+                (0, "exec-found\n"),
+                "{name} {args:?}: {e}"
+            );
+        }
+        assert!(env.cmd(&["kill", &id, "KILL"]).status.success());
+        run.wait().unwrap();
+        assert!(env.cmd(&["delete", "--force", &id]).status.success());
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// Without no_new_privs the filter goes on with CAP_SYS_ADMIN (raised for it where the
+/// process's own effective set lacks it) before the permitted set is dropped: the process
+/// still ends with exactly its configured capabilities, as root and as another user, under
+/// a filter or none.
+#[test]
+fn without_nnp_the_process_ends_with_exactly_its_capabilities() {
+    let env = Env::new("seccompcaps");
+    let names = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    for uid in [0, 1000] {
+        for filtered in [true, false] {
+            let name = format!("u{uid}{}", if filtered { "-filter" } else { "" });
+            let args = [
+                "grep",
+                "-E",
+                "^(Cap|Seccomp:|NoNewPrivs)",
+                "/proc/self/status",
+            ];
+            let mut b = env.bundle(&name, &args);
+            if filtered {
+                b.config["linux"]["seccomp"] = old_profile(&[]);
+            }
+            b.config["process"]["noNewPrivileges"] = json!(false);
+            b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+            b.config["process"]["capabilities"] = json!({
+                "bounding": names, "effective": names, "permitted": names,
+                "inheritable": names, "ambient": names
+            });
+            b.save();
+            let id = env.id(&name);
+            let out = env.run_ok(&b, &id);
+            let field = |k: &str| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|| panic!("{name}: no {k} in {out}"))
+            };
+            for k in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+                assert_eq!(field(k), want, "{name}: {k}\n{out}");
+            }
+            assert_eq!(
+                field("Seccomp:"),
+                if filtered { "2" } else { "0" },
+                "{name}"
+            );
+            assert_eq!(field("NoNewPrivs:"), "0", "{name}");
+            env.assert_nothing_left(&id);
+        }
+    }
+}
