@@ -20,12 +20,13 @@
 //!                                           masked/readonly paths, readonly root
 //!                                           pty to --console-socket (terminal),
 //!                                           rlimits, groups/gid/uid, capabilities,
-//!                                           no_new_privs, umask, cwd, find executable
+//!                                           no_new_privs, umask, cwd, find executable,
+//!                                           fds close-on-exec, seccomp
 //!  wait ◄─────────────────── 'R' or 'E'+error
 //!  state.json: committed; --pid-file
 //!  send 'C' + state ──────────────────────► (EOF instead: create died, exit)
 //!  exit; init is reparented                 block reading exec.fifo
-//!  start: write one byte to exec.fifo ────► startContainer hooks, close extra fds, execve
+//!  start: write one byte to exec.fifo ────► startContainer hooks, execve
 //!  poststart hooks
 //! ```
 //!
@@ -482,7 +483,7 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         Errno::result(unsafe { libc::setns(cfg.init.as_raw_fd(), cfg.namespaces) })
             .map_err(|e| fail("join the container's namespaces", "", e))?;
     }
-    let b = become_process(cfg.process, cfg.console.as_ref(), exec)?;
+    let b = become_process(cfg.process, cfg.console.as_ref(), exec, cfg.preserve_fds)?;
     send_listener(sock, b.seccomp_listener)?;
     if cfg.join_cgroup_last {
         // Paused container: `create` puts us in its frozen cgroup only now, so that we freeze
@@ -490,7 +491,7 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         send(sock, b"X").map_err(|e| fail("send ready to exec", "", e))?;
         wait_for(sock, b'g')?;
     }
-    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
+    exec_program(exec, &b.program, &b.env)
 }
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
@@ -577,7 +578,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
-    let b = become_process(process, cfg.console.as_ref(), exec)?;
+    let b = become_process(process, cfg.console.as_ref(), exec, cfg.preserve_fds)?;
     send_listener(sock, b.seccomp_listener)?;
 
     send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
@@ -600,36 +601,44 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     if let Some(h) = hooks.start_container() {
         crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
     }
-    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
+    exec_program(exec, &b.program, &b.env)
 }
 
 /// What the init and an exec'd process do alike once they are inside the container: the
-/// terminal, rlimits, groups/gid/uid, capabilities, no_new_privs, umask, cwd, and finding the
-/// program. Returns the program's path and the environment for execve.
-fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan) -> Step<Became> {
+/// terminal, rlimits, groups/gid/uid, capabilities, no_new_privs, umask, cwd, finding the
+/// program, the fds it must not get, and the seccomp filter. Returns the program's path and
+/// the environment for execve.
+///
+/// The program is looked up as the process will run it (its uid, gids and effective
+/// capabilities, in its cwd) and before the filter goes on: a profile cannot turn a present
+/// program into "not found". Without no_new_privs, installing the filter takes CAP_SYS_ADMIN,
+/// so it goes on before the permitted set is dropped (CAP_SYS_ADMIN raised into the effective
+/// set for it, if the process's own lacks it), and the profile must allow what follows (the
+/// capset, as with runc); with it, as late as we can, so that the profile sees almost
+/// nothing of ours.
+fn become_process(
+    process: &Process,
+    console: Option<&OwnedFd>,
+    exec: &ExecPlan,
+    preserve_fds: u32,
+) -> Step<Became> {
     if let Some(console) = console {
         crate::terminal::setup(console, process.console_size())?;
     }
     if exec.rlimits_late {
         set_rlimits(process)?;
     }
-    let install_seccomp = || -> Step<Option<OwnedFd>> {
-        match &exec.seccomp {
-            Some(p) => p
-                .install()
-                .map_err(|e| fail("install the seccomp filter", "", e)),
-            None => Ok(None),
-        }
-    };
     // The LSM label takes effect at execve; written while /proc is still ours to check.
     apply_lsm_label(process)?;
-    // Without no_new_privs, installing a filter takes CAP_SYS_ADMIN, so it goes on before
-    // the capabilities are dropped (and the profile must allow what follows, as with runc);
-    // with it, as late as we can, so that the profile sees almost nothing of ours.
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapSets::from_spec)
+        .transpose()?;
+    set_user(process, caps.as_ref())?;
     let nnp = process.no_new_privileges() == Some(true);
-    let mut seccomp_listener = if nnp { None } else { install_seccomp()? };
-    set_user_and_capabilities(process)?;
     if nnp {
+        set_permitted_and_ambient(caps.as_ref())?;
         // SAFETY: prctl with integer arguments only.
         Errno::result(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
             .map_err(|e| fail("set no_new_privs", "", e))?;
@@ -652,14 +661,52 @@ fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan)
     }
     let program = exec.find_program()?;
     let env = exec.env_with_home(process.user().uid());
-    if nnp {
-        seccomp_listener = install_seccomp()?;
+    // Before the filter too, which may not allow close_range (a profile older than it).
+    // Every fd we open from here on is close-on-exec.
+    close_extra_fds(3 + preserve_fds)?;
+    let seccomp_listener = match &exec.seccomp {
+        None => None,
+        Some(p) if nnp => install_seccomp(p)?,
+        Some(p) => {
+            let raised = raise_sys_admin()?;
+            let listener = install_seccomp(p)?;
+            if raised {
+                caps::drop(
+                    None,
+                    caps::CapSet::Effective,
+                    caps::Capability::CAP_SYS_ADMIN,
+                )
+                .map_err(|e| caps_fail("drop CAP_SYS_ADMIN after the seccomp filter", e))?;
+            }
+            listener
+        }
+    };
+    if !nnp {
+        set_permitted_and_ambient(caps.as_ref())?;
     }
     Ok(Became {
         program,
         env,
         seccomp_listener,
     })
+}
+
+fn install_seccomp(p: &crate::seccomp::Program) -> Step<Option<OwnedFd>> {
+    p.install()
+        .map_err(|e| fail("install the seccomp filter", "", e))
+}
+
+/// Put CAP_SYS_ADMIN in the effective set if it is not there but permitted. Returns whether
+/// it did. Where it is not permitted either, the install that follows says so.
+fn raise_sys_admin() -> Step<bool> {
+    use caps::{CapSet, Capability};
+    let has = |set| caps::has_cap(None, set, Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    if has(CapSet::Effective) || !has(CapSet::Permitted) {
+        return Ok(false);
+    }
+    caps::raise(None, CapSet::Effective, Capability::CAP_SYS_ADMIN)
+        .map_err(|e| caps_fail("raise CAP_SYS_ADMIN for the seccomp filter", e))?;
+    Ok(true)
 }
 
 /// What `become_process` leaves for the execve: the program, its environment, and the
@@ -680,14 +727,8 @@ fn send_listener(sock: &OwnedFd, listener: Option<OwnedFd>) -> Step {
     Ok(())
 }
 
-/// Close what must not reach the container and execve. Returns only on failure.
-fn exec_program(
-    exec: &ExecPlan,
-    program: &CString,
-    env: &[CString],
-    preserve_fds: u32,
-) -> Step<Infallible> {
-    close_extra_fds(3 + preserve_fds)?;
+/// execve. Returns only on failure.
+fn exec_program(exec: &ExecPlan, program: &CString, env: &[CString]) -> Step<Infallible> {
     let argv: Vec<&std::ffi::CStr> = exec.args.iter().map(CString::as_c_str).collect();
     let envp: Vec<&std::ffi::CStr> = env.iter().map(CString::as_c_str).collect();
     let e = nix::unistd::execve(program, &argv, &envp).unwrap_err();
@@ -945,17 +986,11 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 }
 
 /// Bounding set first (needs CAP_SETPCAP, so while still root), then groups, gid and uid with
-/// the permitted set kept across setuid, then the inheritable, effective and permitted sets,
-/// and the ambient ones that the kernel accepts (as runc: an ambient capability that is not
-/// also inheritable is skipped, not an error).
-fn set_user_and_capabilities(process: &Process) -> Step {
+/// the permitted set kept across setuid, then the inheritable and effective sets. The
+/// permitted set is still the runtime's: [`set_permitted_and_ambient`] finishes.
+fn set_user(process: &Process, caps: Option<&CapSets>) -> Step {
     let user = process.user();
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(CapSets::from_spec)
-        .transpose()?;
-    if let Some(c) = &caps {
+    if let Some(c) = caps {
         for cap in caps::runtime::thread_all_supported() {
             if !c.bounding.contains(&cap) {
                 caps::drop(None, caps::CapSet::Bounding, cap)
@@ -982,13 +1017,21 @@ fn set_user_and_capabilities(process: &Process) -> Step {
         Errno::result(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0))
             .map_err(|e| fail("clear keepcaps", "", e))?;
     }
-    if let Some(c) = &caps {
+    if let Some(c) = caps {
         // Inheritable while CAP_SETPCAP may still be effective; effective before permitted,
         // since the kernel wants effective within permitted after every call.
         caps::set(None, caps::CapSet::Inheritable, &c.inheritable)
             .map_err(|e| caps_fail("set inheritable capabilities", e))?;
         caps::set(None, caps::CapSet::Effective, &c.effective)
             .map_err(|e| caps_fail("set effective capabilities", e))?;
+    }
+    Ok(())
+}
+
+/// The permitted set, and the ambient capabilities that the kernel accepts (as runc: an
+/// ambient capability that is not also inheritable is skipped, not an error).
+fn set_permitted_and_ambient(caps: Option<&CapSets>) -> Step {
+    if let Some(c) = caps {
         caps::set(None, caps::CapSet::Permitted, &c.permitted)
             .map_err(|e| caps_fail("set permitted capabilities", e))?;
         let _ = caps::clear(None, caps::CapSet::Ambient);

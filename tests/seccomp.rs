@@ -1,5 +1,6 @@
 //! seccomp with real profiles and the real kernel: errnos, argument conditions, podman's
-//! default profile, and a notify agent that answers a syscall for the container.
+//! default profile, a notify agent that answers a syscall for the container, and profiles
+//! older or newer than the kernel.
 
 mod common;
 
@@ -69,7 +70,6 @@ fn blocked_calls_fail_with_their_errno_and_argument_conditions_hold() {
 fn bad_profiles_are_refused_before_anything_is_made() {
     let env = Env::new("seccompbad");
     for (i, (profile, want)) in [
-        (json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["frobnicate"], "action": "SCMP_ACT_ERRNO"}]}), "frobnicate"),
         (json!({"defaultAction": "SCMP_ACT_MAYBE"}), "SCMP_ACT_MAYBE"),
         (json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ALLOW", "errnoRet": 5}]}), "errnoRet"),
         (json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_NOTIFY"}]}), "listenerPath"),
@@ -272,4 +272,362 @@ fn exec_gets_the_containers_profile_too() {
     assert!(err.contains("Invalid cross-device link"), "{err}");
     assert!(env.cmd(&["delete", "--force", &id]).status.success());
     env.assert_nothing_left(&id);
+}
+
+/// An old allow-list profile, in the style of Docker's first default one: the default is EPERM,
+/// and nothing in it is newer than `prlimit64` (Linux 2.6.36), so faccessat2, clone3, statx,
+/// close_range, setns... are not named at all. It has what busybox and the runtime's last
+/// steps need. Names of other architectures' syscalls in it (`open`, `stat`... on aarch64)
+/// are skipped.
+const OLD_ALLOW: &[&str] = &[
+    "access",
+    "arch_prctl",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "clock_nanosleep",
+    "clone",
+    "close",
+    "dup",
+    "dup2",
+    "dup3",
+    "execve",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "fchdir",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getrlimit",
+    "getuid",
+    "ioctl",
+    "kill",
+    "lseek",
+    "lstat",
+    "madvise",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "pipe",
+    "pipe2",
+    "poll",
+    "prctl",
+    "pread64",
+    "prlimit64",
+    "read",
+    "readlink",
+    "readlinkat",
+    "recvfrom",
+    "recvmsg",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "sendfile",
+    "sendmsg",
+    "sendto",
+    "set_robust_list",
+    "set_tid_address",
+    "setpgid",
+    "sigaltstack",
+    "stat",
+    "statfs",
+    "sync",
+    "umask",
+    "uname",
+    "vfork",
+    "wait4",
+    "write",
+    "writev",
+];
+
+fn old_profile(extra: &[Value]) -> Value {
+    let mut rules = vec![json!({"names": OLD_ALLOW, "action": "SCMP_ACT_ALLOW"})];
+    rules.extend_from_slice(extra);
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"],
+        "syscalls": rules
+    })
+}
+
+fn native(name: &str) -> i64 {
+    match cofferdam::seccomp::syscall(name) {
+        cofferdam::seccomp::Syscall::Native(nr) => nr,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+/// busybox `nsenter` is setns(2), newer than every syscall of the old profile: it gets
+/// ENOSYS, as libc's fallbacks expect, not the profile's EPERM, which an unnamed older syscall
+/// (mkdir) still gets. Once the profile names setns, whatever its rule says holds. The
+/// container has CAP_SYS_ADMIN (but in "caps"), so that the kernel itself would let it join
+/// its own uts namespace: each answer other than that is the filter's.
+#[test]
+fn a_profile_older_than_a_syscall_gives_it_enosys_and_its_own_rules_still_hold() {
+    let newest = OLD_ALLOW
+        .iter()
+        .filter_map(|n| match cofferdam::seccomp::syscall(n) {
+            cofferdam::seccomp::Syscall::Native(nr) => Some(nr),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    assert!(
+        newest < native("setns"),
+        "the profile must not name anything as new"
+    );
+    assert!(
+        native("mkdirat") < newest,
+        "mkdir(at) must be older than the profile"
+    );
+    let env = Env::new("seccompold");
+    let script = "test -x /bin/sh && echo ok; nsenter -t 1 -u -- true && echo entered; \
+                  mkdir /dev/shm/d && echo made; true";
+    let setns = |rule: Value| {
+        let mut r = rule;
+        r["names"] = json!(["setns"]);
+        vec![r]
+    };
+    let refused = |why: &str| format!("can't reassociate to namespace 'uts': {why}");
+    let cases = [
+        (
+            "nnp",
+            vec![],
+            true,
+            Some(refused("Function not implemented")),
+        ),
+        (
+            "caps",
+            vec![],
+            false,
+            Some(refused("Function not implemented")),
+        ),
+        (
+            "named",
+            setns(json!({"action": "SCMP_ACT_ERRNO"})),
+            true,
+            Some(refused("Operation not permitted")),
+        ),
+        (
+            "errnoret",
+            setns(json!({"action": "SCMP_ACT_ERRNO", "errnoRet": 18})),
+            false,
+            Some(refused("Invalid cross-device link")),
+        ),
+        (
+            "allowed",
+            setns(json!({"action": "SCMP_ACT_ALLOW"})),
+            true,
+            None,
+        ),
+    ];
+    for (name, extra, nnp, refusal) in cases {
+        let mut b = with_profile(&env, name, script, old_profile(&extra), nnp);
+        if name != "caps" {
+            for set in ["bounding", "effective", "permitted"] {
+                b.config["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            b.save();
+        }
+        let id = env.id(name);
+        let (code, out, err) = env.run(&b, &id);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert!(out.starts_with("ok\n"), "{name}: test -x works: {out}{err}");
+        match refusal {
+            Some(want) => assert!(
+                !out.contains("entered") && err.contains(&want),
+                "{name}: {want}: {out}{err}"
+            ),
+            None => assert!(out.contains("entered"), "{name}: {out}{err}"),
+        }
+        assert!(
+            !out.contains("made")
+                && err.contains("can't create directory '/dev/shm/d': Operation not permitted"),
+            "{name}: an older unnamed syscall gets the default action: {out}{err}"
+        );
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// A profile written for a newer kernel names syscalls this build does not know: they are
+/// skipped with a warning (on stderr, or in `--log`), the rest of their rule holds.
+#[test]
+fn unknown_syscall_names_are_skipped_with_a_warning() {
+    let env = Env::new("seccompunknown");
+    let profile = old_profile(&[
+        json!({"names": ["mkdir", "mkdirat", "frobnicate_from_2099"], "action": "SCMP_ACT_ALLOW"}),
+        json!({"names": ["socketcall", "frobnicate_from_2099"], "action": "SCMP_ACT_ERRNO"}),
+    ]);
+    let b = with_profile(&env, "b", "mkdir /dev/shm/d && echo made", profile, true);
+    let id = env.id("stderr");
+    let (code, out, err) = env.run(&b, &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "made\n", "{err}");
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("level=warning"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning per unknown name: {err}");
+    assert!(warnings[0].contains("frobnicate_from_2099"), "{err}");
+    assert!(
+        !err.contains("socketcall"),
+        "another architecture's: silent: {err}"
+    );
+    env.assert_nothing_left(&id);
+
+    let log = env.dir.join("log.json");
+    let id = env.id("log");
+    let out = env.cmd(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let rec: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(rec["level"], "warning", "{text}");
+    assert!(
+        rec["msg"]
+            .as_str()
+            .unwrap()
+            .contains("frobnicate_from_2099"),
+        "{text}"
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// The executable is looked up before the filter goes on: a profile that refuses every way to
+/// check a file (stat, access and kin, with ENOENT even) does not make `sh` "not found", for
+/// the init with or without no_new_privs, nor for `exec`.
+#[test]
+fn the_program_is_found_even_where_the_profile_refuses_the_lookup() {
+    let env = Env::new("seccomplookup");
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{
+            "names": ["access", "faccessat", "faccessat2", "stat", "lstat", "newfstatat",
+                      "statx", "fstatat64", "stat64", "lstat64"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 2
+        }]
+    });
+    for nnp in [true, false] {
+        let name = if nnp { "nnp" } else { "caps" };
+        let b = with_profile(
+            &env,
+            name,
+            "test -e /bin/sh || echo denied; echo found; exec sleep 1000",
+            profile.clone(),
+            nnp,
+        );
+        let id = env.id(name);
+        let mut run = env.spawn_run(&b, &id);
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(run.stdout.take().unwrap()));
+        for want in ["denied", "found"] {
+            let got = lines.next().map(|l| l.unwrap());
+            assert_eq!(
+                got.as_deref(),
+                Some(want),
+                "{name}: the filter is on, sh ran"
+            );
+        }
+        for args in [
+            &["sh", "-c", "echo exec-found"][..],
+            &["/bin/sh", "-c", "echo exec-found"],
+        ] {
+            let out = env.cmd(&[&["exec", id.as_str()][..], args].concat());
+            let (code, o, e) = code_out_err(&out);
+            assert_eq!(
+                (code, o.as_str()),
+                (0, "exec-found\n"),
+                "{name} {args:?}: {e}"
+            );
+        }
+        assert!(env.cmd(&["kill", &id, "KILL"]).status.success());
+        run.wait().unwrap();
+        assert!(env.cmd(&["delete", "--force", &id]).status.success());
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// Without no_new_privs the filter goes on with CAP_SYS_ADMIN (raised for it where the
+/// process's own effective set lacks it) before the permitted set is dropped: the process
+/// still ends with exactly its configured capabilities, as root and as another user, under
+/// a filter or none.
+#[test]
+fn without_nnp_the_process_ends_with_exactly_its_capabilities() {
+    let env = Env::new("seccompcaps");
+    let names = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
+    for uid in [0, 1000] {
+        for filtered in [true, false] {
+            let name = format!("u{uid}{}", if filtered { "-filter" } else { "" });
+            let args = [
+                "grep",
+                "-E",
+                "^(Cap|Seccomp:|NoNewPrivs)",
+                "/proc/self/status",
+            ];
+            let mut b = env.bundle(&name, &args);
+            if filtered {
+                b.config["linux"]["seccomp"] = old_profile(&[]);
+            }
+            b.config["process"]["noNewPrivileges"] = json!(false);
+            b.config["process"]["user"] = json!({"uid": uid, "gid": uid});
+            b.config["process"]["capabilities"] = json!({
+                "bounding": names, "effective": names, "permitted": names,
+                "inheritable": names, "ambient": names
+            });
+            b.save();
+            let id = env.id(&name);
+            let out = env.run_ok(&b, &id);
+            let field = |k: &str| {
+                out.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+                    .unwrap_or_else(|| panic!("{name}: no {k} in {out}"))
+            };
+            for k in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+                assert_eq!(field(k), want, "{name}: {k}\n{out}");
+            }
+            assert_eq!(
+                field("Seccomp:"),
+                if filtered { "2" } else { "0" },
+                "{name}"
+            );
+            assert_eq!(field("NoNewPrivs:"), "0", "{name}");
+            env.assert_nothing_left(&id);
+        }
+    }
 }

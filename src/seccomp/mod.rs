@@ -19,6 +19,18 @@
 //!
 //! Only the native architecture is compiled: a syscall made through another ABI (32-bit x86)
 //! kills the process, as seccompiler's architecture check does.
+//!
+//! Profiles of any age, as runc takes them:
+//!
+//! - a syscall name this build does not know (a profile written for a newer kernel) is skipped
+//!   with a warning; names of other architectures' syscalls are skipped silently;
+//! - a syscall newer than every syscall the profile names (its number above the highest named
+//!   one on this architecture) gets ENOSYS rather than the default action, unless the default
+//!   lets it through anyway (ALLOW, LOG, TRACE, NOTIFY: the tracer or agent decides). A profile
+//!   cannot deny what did not exist when it was written, and libc falls back to the older call
+//!   on ENOSYS (faccessat2 to faccessat, clone3 to clone, statx to fstatat), not on EPERM. The
+//!   check is put in front of the default filter only: every other filter holds rules for
+//!   named syscalls, all at or below that number, so none of them is overruled.
 
 mod syscalls;
 
@@ -73,33 +85,56 @@ const FLAG_NEW_LISTENER: libc::c_ulong = 8;
 const FLAG_TSYNC_ESRCH: libc::c_ulong = 16;
 const FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 32;
 
-#[cfg(target_arch = "x86_64")]
-const ARCH: (TargetArch, &[(&str, i64)], &str) =
-    (TargetArch::x86_64, syscalls::X86_64, "SCMP_ARCH_X86_64");
-#[cfg(target_arch = "aarch64")]
-const ARCH: (TargetArch, &[(&str, i64)], &str) =
-    (TargetArch::aarch64, syscalls::AARCH64, "SCMP_ARCH_AARCH64");
+/// The native architecture: the only one compiled.
+struct Arch {
+    target: TargetArch,
+    /// Its syscall numbers, sorted by name.
+    table: &'static [(&'static str, i64)],
+    /// Its name in `linux.seccomp.architectures`.
+    name: &'static str,
+    /// `seccomp_data.arch` for its native ABI (AUDIT_ARCH_*).
+    audit: u32,
+}
 
-/// The number of a syscall on this architecture. `Ok(None)`: a syscall of another
-/// architecture only, which a multi-arch profile may list. An unknown name is an error.
-pub fn syscall_number(name: &str) -> Result<Option<i64>> {
-    let table = ARCH.1;
-    if let Ok(i) = table.binary_search_by(|(n, _)| (*n).cmp(name)) {
-        return Ok(Some(table[i].1));
+#[cfg(target_arch = "x86_64")]
+const ARCH: Arch = Arch {
+    target: TargetArch::x86_64,
+    table: syscalls::X86_64,
+    name: "SCMP_ARCH_X86_64",
+    audit: 0xc000_003e, // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
+};
+#[cfg(target_arch = "aarch64")]
+const ARCH: Arch = Arch {
+    target: TargetArch::aarch64,
+    table: syscalls::AARCH64,
+    name: "SCMP_ARCH_AARCH64",
+    audit: 0xc000_00b7, // EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
+};
+
+/// What a syscall name in a profile is here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    /// A syscall of this architecture, with its number.
+    Native(i64),
+    /// A syscall of other architectures only, which a multi-arch profile may list.
+    OtherArch,
+    /// A name none of the generated tables knows: a syscall newer than them, or a typo.
+    Unknown,
+}
+
+/// Look a syscall name up in the generated tables.
+pub fn syscall(name: &str) -> Syscall {
+    let find = |t: &[(&str, i64)]| t.binary_search_by(|(n, _)| (*n).cmp(name)).ok();
+    if let Some(i) = find(ARCH.table) {
+        return Syscall::Native(ARCH.table[i].1);
     }
     let elsewhere = syscalls::OTHER_ARCHES.binary_search(&name).is_ok()
-        || syscalls::X86_64
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .is_ok()
-        || syscalls::AARCH64
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .is_ok();
+        || find(syscalls::X86_64).is_some()
+        || find(syscalls::AARCH64).is_some();
     if elsewhere {
-        Ok(None)
+        Syscall::OtherArch
     } else {
-        Err(Error::InvalidConfig(format!(
-            "linux.seccomp: unknown syscall {name:?}"
-        )))
+        Syscall::Unknown
     }
 }
 
@@ -157,8 +192,9 @@ fn to_filter_rules(r: &Rules) -> BTreeMap<i64, Vec<SeccompRule>> {
         .collect()
 }
 
-/// Compile a profile. Fails on anything it cannot honour: an unknown syscall, action or
-/// architecture name, an errnoRet where it has no meaning, an argument index over 5.
+/// Compile a profile. Fails on anything it cannot honour: an unknown action or architecture
+/// name, an errnoRet where it has no meaning, an argument index over 5. An unknown syscall
+/// name is skipped with a warning.
 pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
     let default = action(s.default_action(), s.default_errno_ret(), "defaultAction")?;
     if let Some(archs) = s.architectures() {
@@ -171,18 +207,38 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
             })
             .map(|n| n.unwrap_or_default())
             .collect();
-        if !names.is_empty() && !names.iter().any(|n| n == ARCH.2) {
+        if !names.is_empty() && !names.iter().any(|n| n == ARCH.name) {
             return Err(Error::Unsupported(format!(
                 "linux.seccomp.architectures {names:?} does not include this machine's {}",
-                ARCH.2
+                ARCH.name
             )));
         }
     }
     // Rules grouped by action, in the order the profile gives them.
     let mut groups: Vec<(SeccompAction, Rules)> = Vec::new();
+    // The highest syscall number the profile names, in a rule of any action (the default's
+    // too): how new the profile is, for the ENOSYS check.
+    let mut newest: Option<i64> = None;
+    let mut unknown = std::collections::BTreeSet::new();
     for (i, sc) in s.syscalls().iter().flatten().enumerate() {
         let what = format!("syscalls[{i}]");
         let act = action(sc.action(), sc.errno_ret(), &what)?;
+        let mut numbers = Vec::new();
+        for name in sc.names() {
+            match syscall(name) {
+                Syscall::Native(nr) => numbers.push(nr),
+                Syscall::OtherArch => {}
+                Syscall::Unknown => {
+                    if unknown.insert(name.as_str()) {
+                        log::warn!(
+                            "linux.seccomp: syscall {name:?} is unknown here (a newer \
+                             kernel's?): skipped"
+                        );
+                    }
+                }
+            }
+        }
+        newest = newest.max(numbers.iter().copied().max());
         if act == default {
             // Matching it or not ends the same way.
             continue;
@@ -224,20 +280,18 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
                 groups.len() - 1
             }
         };
-        for name in sc.names() {
-            let Some(nr) = syscall_number(name)? else {
-                continue;
-            };
+        for &nr in &numbers {
             for alt in &alternatives {
                 add(&mut groups[slot].1, nr, alt.clone());
             }
         }
     }
 
-    let arch = ARCH.0;
+    let arch = ARCH.target;
     let build = |rules: BTreeMap<i64, Vec<SeccompRule>>,
                  mismatch: SeccompAction,
-                 matched: SeccompAction|
+                 matched: SeccompAction,
+                 prefix: Vec<sock_filter>|
      -> Result<Filter> {
         let notify = mismatch == SeccompAction::Trace(NOTIFY_MARK)
             || matched == SeccompAction::Trace(NOTIFY_MARK);
@@ -253,7 +307,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
             }
         }
         Ok(Filter {
-            code: x32_guard().into_iter().chain(code).collect(),
+            code: x32_guard().into_iter().chain(prefix).chain(code).collect(),
             notify,
         })
     };
@@ -264,6 +318,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
                 to_filter_rules(rules),
                 SeccompAction::Allow,
                 act.clone(),
+                Vec::new(),
             )?);
         }
     }
@@ -279,10 +334,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Program> {
                 }
             }
         }
+        // As runc decides: not where the default lets the syscall through or hands it to a
+        // tracer or agent (which can answer ENOSYS itself), nor where it is ENOSYS already.
+        let lets_through = matches!(default, SeccompAction::Log | SeccompAction::Trace(_));
+        let enosys = match newest {
+            Some(n) if !lets_through && default != SeccompAction::Errno(libc::ENOSYS as u32) => {
+                enosys_above(n as u32)
+            }
+            _ => Vec::new(),
+        };
         filters.push(build(
             to_filter_rules(&all),
             default.clone(),
             SeccompAction::Allow,
+            enosys,
         )?);
     }
     let mut flags = 0;
@@ -331,6 +396,19 @@ fn x32_guard() -> Vec<sock_filter> {
             k: 0x4000_0000,
         }, // if A & X32 bit
         stmt(RET_K, libc::SECCOMP_RET_KILL_PROCESS),
+    ]
+}
+
+/// Native syscalls numbered above `newest` return ENOSYS; the rest go on to the filter that
+/// follows. Other ABIs go on too, to be killed by seccompiler's architecture check.
+fn enosys_above(newest: u32) -> Vec<sock_filter> {
+    let i = |code: u16, jt: u8, jf: u8, k: u32| sock_filter { code, jt, jf, k };
+    vec![
+        i(0x20, 0, 0, 4),          // A = seccomp_data.arch
+        i(0x15, 0, 3, ARCH.audit), // if A != native: on to the filter
+        i(0x20, 0, 0, 0),          // A = seccomp_data.nr
+        i(0x25, 0, 1, newest),     // if A > newest (unsigned):
+        i(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32), // ENOSYS
     ]
 }
 
@@ -417,15 +495,13 @@ mod tests {
 
     #[test]
     fn names_and_errors() {
-        assert!(syscall_number("read").unwrap().is_some());
-        assert_eq!(
-            syscall_number("socketcall").unwrap(),
-            None,
-            "x86 32-bit only"
-        );
-        assert_eq!(syscall_number("arm_fadvise64_64").unwrap(), None);
-        assert!(syscall_number("no_such_call").is_err());
-        assert!(profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["frobnicate"],"action":"SCMP_ACT_ERRNO"}]}"#).is_err());
+        assert!(matches!(syscall("read"), Syscall::Native(_)));
+        assert_eq!(syscall("socketcall"), Syscall::OtherArch, "x86 32-bit only");
+        assert_eq!(syscall("arm_fadvise64_64"), Syscall::OtherArch);
+        assert_eq!(syscall("no_such_call"), Syscall::Unknown);
+        // A newer kernel's syscall is skipped: the rest of the profile stands.
+        let p = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["frobnicate","mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
+        assert_eq!(p.filters.len(), 1);
         assert!(profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_ALLOW","errnoRet":5}]}"#).is_err());
         assert!(profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getcwd"],"action":"SCMP_ACT_NOTIFY"}]}"#).is_err(), "notify needs a listener");
         assert!(
@@ -459,5 +535,104 @@ mod tests {
                 .iter()
                 .any(|i| i.k == SECCOMP_RET_USER_NOTIF)
         );
+    }
+
+    /// Run `nr` (arguments all 0) in a forked child under the profile: its errno, 0 if it
+    /// succeeded, or 128 + the signal that killed it.
+    fn under(p: &Program, nr: libc::c_long) -> i32 {
+        // SAFETY: the child only makes syscalls (the install allocates nothing) and _exits.
+        unsafe {
+            match libc::fork() {
+                0 => {
+                    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                    if p.install().is_err() {
+                        libc::_exit(255);
+                    }
+                    let r = libc::syscall(nr, 0, 0, 0, 0, 0, 0);
+                    libc::_exit(if r < 0 { *libc::__errno_location() } else { 0 })
+                }
+                pid => {
+                    let mut status = 0;
+                    assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+                    if libc::WIFSIGNALED(status) {
+                        128 + libc::WTERMSIG(status)
+                    } else {
+                        libc::WEXITSTATUS(status)
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn syscalls_newer_than_the_profile_get_enosys_and_named_ones_keep_their_rule() {
+        use libc::{SYS_getpid, SYS_getppid, SYS_getrandom, SYS_getuid};
+        use libc::{SYS_membarrier, SYS_sched_yield};
+        let named = ["exit_group", "getppid", "getpid", "getuid"];
+        let newest = named
+            .iter()
+            .map(|n| match syscall(n) {
+                Syscall::Native(nr) => nr,
+                other => panic!("{n}: {other:?}"),
+            })
+            .max()
+            .unwrap();
+        // getrandom and membarrier (with zero arguments) succeed, and are newer than all of
+        // those; sched_yield succeeds and is older.
+        assert!(
+            newest < SYS_getrandom && SYS_getrandom < SYS_membarrier && SYS_sched_yield < newest
+        );
+        let old = |default: &str, extra: &str| {
+            profile(&format!(
+                r#"{{"defaultAction":"{default}","syscalls":[
+                {{"names":["exit_group","getppid"],"action":"SCMP_ACT_ALLOW"}},
+                {{"names":["getpid"],"action":"SCMP_ACT_ERRNO"}},
+                {{"names":["getuid"],"action":"SCMP_ACT_ERRNO","errnoRet":13}}{extra}]}}"#
+            ))
+            .unwrap()
+        };
+        let p = old("SCMP_ACT_ERRNO", "");
+        assert_eq!(under(&p, SYS_getppid), 0, "allowed");
+        assert_eq!(under(&p, SYS_getpid), libc::EPERM, "named, default action");
+        assert_eq!(under(&p, SYS_getuid), libc::EACCES, "named, its own errno");
+        assert_eq!(under(&p, SYS_sched_yield), libc::EPERM, "unnamed, older");
+        assert_eq!(under(&p, SYS_getrandom), libc::ENOSYS, "newer");
+        assert_eq!(under(&p, SYS_membarrier), libc::ENOSYS, "newer");
+
+        // Naming getrandom makes it part of the profile: its rule holds, and only what is
+        // newer than it gets ENOSYS.
+        let p = old(
+            "SCMP_ACT_ERRNO",
+            r#",{"names":["getrandom"],"action":"SCMP_ACT_ERRNO","errnoRet":18}"#,
+        );
+        assert_eq!(under(&p, SYS_getrandom), libc::EXDEV);
+        assert_eq!(under(&p, SYS_membarrier), libc::ENOSYS);
+        let p = old(
+            "SCMP_ACT_ERRNO",
+            r#",{"names":["getrandom"],"action":"SCMP_ACT_ERRNO"}"#,
+        );
+        assert_eq!(
+            under(&p, SYS_getrandom),
+            libc::EPERM,
+            "named, default action"
+        );
+
+        // A killing default kills what is older and unnamed; what is newer gets ENOSYS.
+        let p = old("SCMP_ACT_KILL_PROCESS", "");
+        assert_eq!(under(&p, SYS_sched_yield), 128 + libc::SIGSYS);
+        assert_eq!(under(&p, SYS_getrandom), libc::ENOSYS);
+        assert_eq!(under(&p, SYS_getuid), libc::EACCES);
+
+        // Defaults that let a syscall through (or that are ENOSYS already) are left alone.
+        let p = old("SCMP_ACT_LOG", "");
+        assert_eq!(under(&p, SYS_getrandom), 0);
+        assert_eq!(under(&p, SYS_getpid), libc::EPERM);
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[
+            {"names":["exit_group"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(under(&p, SYS_sched_yield), libc::ENOSYS);
+        assert_eq!(under(&p, SYS_getrandom), libc::ENOSYS);
     }
 }
