@@ -551,3 +551,128 @@ fn container_state_is_readable_by_its_owner_only() {
     assert_eq!(code, 0, "{err}");
     assert!(!state.join(&rid).exists());
 }
+
+/// CVE-2019-16884: an image whose `/proc` is a symlink had procfs mounted wherever the link
+/// led, out from under the LSM profiles that name `/proc/...` paths. A `proc` or `sysfs` mount
+/// on anything but an ordinary directory is refused by `create`, in runc's words, with nothing
+/// left behind, and from the host no procfs (or sysfs) is found where the link leads. A missing
+/// destination is still made as a directory.
+#[test]
+fn cve_2019_16884_proc_and_sys_are_not_mounted_through_a_symlink() {
+    let env = Env::new("cve16884");
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    // What the image has in place of /proc or /sys (`point`): `links` in order, the first one
+    // at `point` (none: a plain file there), leading to the directory `lands`, if any.
+    struct Case {
+        name: &'static str,
+        point: &'static str,
+        links: &'static [(&'static str, &'static str)],
+        lands: Option<&'static str>,
+    }
+    let case = |name, point, links, lands| Case {
+        name,
+        point,
+        links,
+        lands,
+    };
+    let cases = [
+        case(
+            "to-dir",
+            "proc",
+            &[("proc", "/elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("loop", "proc", &[("proc", "proc")], None),
+        case(
+            "chain",
+            "proc",
+            &[("proc", "hop1"), ("hop1", "/hop2"), ("hop2", "elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("dangling", "proc", &[("proc", "/missing")], None),
+        case(
+            "sys",
+            "sys",
+            &[("sys", "../../elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("file", "proc", &[], None),
+    ];
+    for Case {
+        name,
+        point,
+        links,
+        lands,
+    } in cases
+    {
+        let b = env.bundle(name, &["true"]);
+        let rootfs = b.rootfs();
+        std::fs::remove_dir(rootfs.join(point)).unwrap();
+        if let Some(d) = lands {
+            std::fs::create_dir(rootfs.join(d)).unwrap();
+        }
+        for (link, to) in links {
+            std::os::unix::fs::symlink(to, rootfs.join(link)).unwrap();
+        }
+        if links.is_empty() {
+            std::fs::write(rootfs.join(point), "").unwrap();
+        }
+        let id = env.id(name);
+        let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name}: created, with these mounts: {}",
+            String::from_utf8_lossy(
+                &env.cmd(&["exec", &id, "grep", "-E", "proc|sysfs", "/proc/self/mounts"])
+                    .stdout
+            )
+        );
+        let fs = if point == "proc" { "proc" } else { "sysfs" };
+        assert!(
+            err.contains(&format!(
+                "filesystem \"{fs}\" must be mounted on ordinary directory"
+            )),
+            "{name}: {err}"
+        );
+        env.assert_nothing_left(&id);
+        // From the host: the image is as it was, and where the link leads is an empty
+        // directory of the rootfs's own filesystem, or nothing was made there.
+        for (link, to) in links {
+            assert_eq!(
+                std::fs::read_link(rootfs.join(link)).unwrap(),
+                Path::new(to),
+                "{name}"
+            );
+        }
+        let rootfs_fs = nix::sys::statfs::statfs(&rootfs).unwrap().filesystem_type();
+        match lands {
+            Some(d) => {
+                let dir = rootfs.join(d);
+                assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "{name}");
+                let t = nix::sys::statfs::statfs(&dir).unwrap().filesystem_type();
+                assert_eq!(t, rootfs_fs, "{name}: a filesystem is mounted on {d}");
+                assert!(t.0 as i64 != PROC_SUPER_MAGIC && t.0 as i64 != SYSFS_MAGIC);
+            }
+            None => assert!(!rootfs.join("missing").exists(), "{name}"),
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(rootfs.to_str().unwrap()), "{name}");
+    }
+
+    // No /proc in the image: it is made, as a directory, and procfs mounted on it.
+    let b = env.bundle(
+        "none",
+        &["sh", "-c", "test -r /proc/self/status && echo ok"],
+    );
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    let id = env.id("none");
+    assert_eq!(env.run_ok(&b, &id).trim(), "ok");
+    assert!(
+        std::fs::symlink_metadata(b.rootfs().join("proc"))
+            .unwrap()
+            .is_dir()
+    );
+    env.assert_nothing_left(&id);
+}
