@@ -325,19 +325,24 @@ fn create(
     // The state dir is prepared under a private name and renamed into place: the rename is the
     // atomic claim on the id (exactly one of concurrent creates wins), and a state dir never
     // exists without its state file, the cgroup plan and the lock.
-    std::fs::create_dir_all(root).map_err(io_err("create state root", root))?;
+    // Every part of it is the owner's alone (0700 dirs, 0600 files): it holds the process's
+    // env. `start`, `state` and the rest run as the same user (or root), and the init opens
+    // the fifo before it leaves the host's view, so no one else ever needs to look in.
+    state::prepare_root(root)?;
     let dir = state::state_dir(root, id);
     let tmp = state::tmp_dir(root, id, me.pid);
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(io_err("create state dir", &tmp))?;
+    state::make_dir(&tmp)?;
     let prepared = (|| {
         state::write(&tmp, &persisted)?;
-        let lock_path = tmp.join(state::LOCK_FILE);
-        std::fs::File::create(&lock_path).map_err(io_err("create", &lock_path))?;
+        state::create_file(&tmp.join(state::LOCK_FILE))?;
         let lock = state::lock(&tmp, id)?;
         let fifo_path = tmp.join(EXEC_FIFO);
-        nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .map_err(sys_err("mkfifo exec.fifo"))?;
+        nix::unistd::mkfifo(
+            &fifo_path,
+            nix::sys::stat::Mode::from_bits_truncate(state::FILE_MODE),
+        )
+        .map_err(sys_err("mkfifo exec.fifo"))?;
         let fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
         Ok((lock, fifo))
     })();

@@ -53,6 +53,9 @@ pub enum Error {
         destination: PathBuf,
     },
 
+    #[error("state root {path} {why}")]
+    StateRoot { path: PathBuf, why: String },
+
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,

@@ -356,8 +356,13 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
         }
         target
     } else {
-        let target = resolve(root, dest, Create::Dir)
-            .map_err(|e| fail("resolve mount destination", dest, e))?;
+        let kernel_fs = typ == "proc" || typ == "sysfs";
+        let target = if kernel_fs {
+            ordinary_dir(root, dest, typ)?
+        } else {
+            resolve(root, dest, Create::Dir)
+                .map_err(|e| fail("resolve mount destination", dest, e))?
+        };
         // What the image has there, read once the tmpfs hides it (an fd keeps it reachable).
         let copy_from = if opts.tmpcopyup && typ == "tmpfs" {
             Some(reopen_dir(&target).map_err(|e| fail("open for tmpcopyup", dest, e))?)
@@ -380,8 +385,12 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
             (!opts.data.is_empty()).then_some(data.as_c_str()),
         )
         .map_err(|e| fail(&format!("mount {typ}"), dest, e))?;
-        let mounted = resolve(root, dest, Create::None)
-            .map_err(|e| fail("resolve mount destination", dest, e))?;
+        let mounted = if kernel_fs {
+            ordinary_dir(root, dest, typ)?
+        } else {
+            resolve(root, dest, Create::None)
+                .map_err(|e| fail("resolve mount destination", dest, e))?
+        };
         if let Some(from) = copy_from {
             let to = reopen_dir(&mounted).map_err(|e| fail("open for tmpcopyup", dest, e))?;
             copy_tree(&from, &to, dest)?;
@@ -397,6 +406,71 @@ fn mount_entry(root: &OwnedFd, m: &Mount, idmap: Option<&OwnedFd>, ctx: &FsConte
             .map_err(|e| fail("set mount propagation", dest, e))?;
     }
     Ok(())
+}
+
+/// The directory a `proc` or `sysfs` mount goes on. Its parent is resolved in the root as for
+/// any mount, but the last component is opened without following a symlink, and must be a
+/// directory (made if missing). An image whose `/proc` or `/sys` is a link (to another
+/// directory, to itself, through a chain) would otherwise choose where procfs lands, out from
+/// under the LSM rules that name `/proc/...` paths (CVE-2019-16884); runc refuses it in these
+/// words, which callers match. The fd checked is the one mounted on: nothing can be swapped in
+/// between. The destination is cleaned as text first (`/a/../proc` is `/proc`), as runc does.
+fn ordinary_dir(root: &OwnedFd, dest: &Path, typ: &str) -> Step<OwnedFd> {
+    let resolve_err = |e| fail("resolve mount destination", dest, e);
+    let mut rel = PathBuf::new();
+    for c in dest.components() {
+        match c {
+            Component::Normal(n) => rel.push(n),
+            Component::ParentDir => {
+                rel.pop();
+            }
+            _ => {}
+        }
+    }
+    let Some(name) = rel.file_name() else {
+        // The rootfs itself, which we opened as a directory.
+        return resolve(root, Path::new("."), Create::None).map_err(resolve_err);
+    };
+    let name = CString::new(name.as_bytes()).map_err(|_| resolve_err(Errno::EINVAL))?;
+    let parent =
+        resolve(root, rel.parent().unwrap_or(Path::new("")), Create::Dir).map_err(resolve_err)?;
+    let open = || openat_path(&parent, &name, libc::O_DIRECTORY);
+    let opened = match open() {
+        // Missing: made as a directory, as for any mount. Whatever is there once the mkdir
+        // returns (ours, or a link raced in), the open judges.
+        Err(Errno::ENOENT) => {
+            // SAFETY: mkdirat with a valid dirfd and a NUL-terminated name.
+            match Errno::result(unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) })
+            {
+                Ok(_) | Err(Errno::EEXIST) => open(),
+                Err(e) => Err(e),
+            }
+        }
+        r => r,
+    };
+    match opened {
+        Ok(fd) => Ok(fd),
+        // O_NOFOLLOW | O_DIRECTORY: a symlink, or anything else that is not a directory.
+        Err(Errno::ENOTDIR) => {
+            let what = match nix::sys::stat::fstatat(
+                &parent,
+                name.as_c_str(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => "a symlink",
+                _ => "not a directory",
+            };
+            Err(InitError {
+                step: format!("mount {typ}"),
+                path: dest.display().to_string(),
+                errno: 0,
+                detail: format!(
+                    "filesystem {typ:?} must be mounted on ordinary directory (it is {what})"
+                ),
+            })
+        }
+        Err(e) => Err(resolve_err(e)),
+    }
 }
 
 #[repr(C)]
@@ -628,7 +702,7 @@ fn mount_cgroup(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &FsContex
         // SAFETY: mkdirat with a valid dirfd and a NUL-terminated name.
         Errno::result(unsafe { libc::mkdirat(top.as_raw_fd(), name.as_ptr(), 0o755) })
             .map_err(|e| fail("create cgroup mount point", dest.join(&d.mount_name), e))?;
-        let reopen = || openat_path(&top, &name);
+        let reopen = || openat_path(&top, &name, 0);
         let sub =
             reopen().map_err(|e| fail("open cgroup mount point", dest.join(&d.mount_name), e))?;
         // A user namespace may mount cgroup2 but not a v1 hierarchy: bind those.
@@ -1197,13 +1271,15 @@ fn openat2(dir: &OwnedFd, rel: &Path, flags: libc::c_int, resolve: u64) -> Resul
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-fn openat_path(dir: &OwnedFd, name: &CStr) -> Result<OwnedFd, Errno> {
+/// An O_PATH fd of `name` in `dir`, not following it if it is a symlink; `flags` adds to that
+/// (O_DIRECTORY: fail with ENOTDIR unless it is a directory, a symlink included).
+fn openat_path(dir: &OwnedFd, name: &CStr, flags: libc::c_int) -> Result<OwnedFd, Errno> {
     // SAFETY: openat with a valid dirfd and NUL-terminated name; the fd returned is ours.
     let fd = Errno::result(unsafe {
         libc::openat(
             dir.as_raw_fd(),
             name.as_ptr(),
-            libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            libc::O_PATH | libc::O_CLOEXEC | libc::O_NOFOLLOW | flags,
         )
     })?;
     // SAFETY: the kernel just gave us this fd.

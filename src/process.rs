@@ -280,8 +280,13 @@ impl Pending {
         let seccomp = cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
         let mut buf = vec![0u8; MAX_MSG];
         let recv_any = |buf: &mut [u8]| {
-            crate::terminal::recv_fd(sock.as_raw_fd(), buf)
-                .map_err(crate::error::sys_err("receive from init"))
+            match crate::terminal::recv_fd(sock.as_raw_fd(), buf) {
+                // An init that failed before reading 'G' exits with it unread, and the kernel
+                // then reports ECONNRESET once, ahead of the error the init queued: read that.
+                Err(Errno::ECONNRESET) => crate::terminal::recv_fd(sock.as_raw_fd(), buf),
+                r => r,
+            }
+            .map_err(crate::error::sys_err("receive from init"))
         };
         let (mut n, mut fd) = recv_any(&mut buf)?;
         if n == 1 && buf[0] == b'H' {

@@ -2,9 +2,13 @@
 //! atomically), `<root>/<id>/exec.fifo` (present from create until start) and
 //! `<root>/<id>/lock` (the per-container lock). The status is never stored: it is derived from
 //! the init process and the fifo each time it is asked for.
+//!
+//! The state holds the config's process (its `env`: passwords, tokens), so all of it is the
+//! owner's alone: the root and every state dir are 0700, every file in them 0600.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +19,11 @@ use crate::error::{Error, Result, io_err};
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const LOCK_FILE: &str = "lock";
+
+/// The mode of the state root and of every state dir: the owner's alone.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of every file in a state dir (state.json and its temp file, lock, exec.fifo).
+pub const FILE_MODE: u32 = 0o600;
 
 /// A container's status, as the OCI spec names them (plus `paused` from runc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +102,65 @@ pub struct ContainerState {
     pub annotations: HashMap<String, String>,
 }
 
+/// Make the state root (and missing parents, as runc does) 0700, or check the one there: it must
+/// be ours, and is tightened to 0700 if it is more open (as roots made before this rule were:
+/// 0755). A root that another user owns is refused, whatever its mode: its owner can read
+/// every container's state, and can rewrite it (the pids `kill` signals, the hooks `delete`
+/// runs) for our next command to act on. The check is on an fd of the directory we then use.
+pub fn prepare_root(root: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(root)
+        .map_err(io_err("create state root", root))?;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(root)
+        .map_err(io_err("open state root", root))?;
+    let meta = dir.metadata().map_err(io_err("stat state root", root))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let owner = meta.uid();
+    if owner != me {
+        return Err(Error::StateRoot {
+            path: root.to_path_buf(),
+            why: format!(
+                "is owned by uid {owner}, not by this user (uid {me}): its owner could read \
+                 the containers' secrets and rewrite their state; use a root of your own (--root)"
+            ),
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != DIR_MODE {
+        log::debug!(
+            "state root {}: mode {mode:o} tightened to 700",
+            root.display()
+        );
+        dir.set_permissions(std::fs::Permissions::from_mode(DIR_MODE))
+            .map_err(io_err("chmod 700 state root", root))?;
+    }
+    Ok(())
+}
+
+/// Make a private state dir (0700; the umask can only narrow it).
+pub fn make_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(io_err("create state dir", dir))
+}
+
+/// Create (or truncate) a file of a state dir, 0600.
+pub fn create_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(io_err("create", path))
+}
+
 pub fn state_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
@@ -146,7 +214,7 @@ pub fn write(dir: &Path, state: &Persisted) -> Result<()> {
     let tmp = dir.join(".state.json.tmp");
     let path = dir.join(STATE_FILE);
     let data = serde_json::to_vec(state).expect("state serializes");
-    let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+    let mut f = create_file(&tmp)?;
     f.write_all(&data).map_err(io_err("write", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
 }

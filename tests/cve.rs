@@ -3,7 +3,10 @@
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -471,4 +474,345 @@ fn lsm_labels_are_applied_or_refused() {
         assert!(err.contains("SELinux is not enabled"), "{err}");
         env.assert_nothing_left(&id);
     }
+}
+
+/// Run `args` as `uid`:`gid` with no supplementary groups (util-linux `setpriv`), the output
+/// through files (see `Env::output`); (exit code, stdout, stderr).
+fn as_user(env: &Env, uid: u32, gid: u32, args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let mut c = Command::new("setpriv");
+    c.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--",
+    ])
+    .args(args)
+    .current_dir(cwd);
+    code_out_err(&env.output(c))
+}
+
+/// Checks from the host that `root` and everything under it belong to `uid`, and that every
+/// directory is 0700 and every other file 0600. Returns the paths it checked.
+fn assert_private(root: &Path, uid: u32) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(
+            meta.mode() & 0o7777,
+            want,
+            "{} is {:o}",
+            p.display(),
+            meta.mode() & 0o7777
+        );
+        assert_eq!(
+            meta.uid(),
+            uid,
+            "{} belongs to uid {}",
+            p.display(),
+            meta.uid()
+        );
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+        seen.push(p);
+    }
+    seen
+}
+
+/// The state holds the config's process, env included (passwords, tokens), so no other local
+/// user may read any of it: the root and each state dir are 0700, every file in them 0600 (the
+/// private `.<id>.creating.<pid>` dir and `.state.json.tmp` are checked as what they are renamed
+/// to). A root left 0755 by an older version is tightened by the next `create`; one that
+/// another user owns is refused. As uid 65534, with every path in hand, listing the root,
+/// reading state.json, opening the lock and exec.fifo, and `list`/`state` are all refused, and
+/// nothing shows the secret; root still lists, reads and starts the container. A rootless
+/// user's own root gets the same modes, and another user cannot read it either.
+#[test]
+fn container_state_is_readable_by_its_owner_only() {
+    let env = Env::new("secrets");
+    let secret = format!("s3cret-{}", std::process::id());
+    // Only the state's own modes may stand in the way: the test's dir is open to everyone.
+    std::fs::set_permissions(&env.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(&env.root).unwrap();
+    std::fs::set_permissions(&env.root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("TOKEN={secret}")));
+    b.save();
+    let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = env.root.join(&id);
+    let seen = assert_private(&env.root, 0);
+    for f in ["state.json", "lock", "exec.fifo"] {
+        assert!(seen.contains(&dir.join(f)), "{f} was not checked: {seen:?}");
+    }
+
+    // Each way in, tried as root first (the path is right, the secret is there), then as
+    // nobody. The fifo is only opened (a read would block, a write would start the container);
+    // the lock is opened read-write, as `lock` does.
+    let tries = [
+        ("ls", env.root.clone()),
+        ("ls", dir.clone()),
+        ("cat", dir.join("state.json")),
+        ("exec 3<>", dir.join("lock")),
+        ("exec 3<", dir.join("exec.fifo")),
+    ];
+    for (how, p) in &tries {
+        let open = format!("{how} '{}'", p.display());
+        let mut c = Command::new("sh");
+        c.args(["-c", &open]);
+        let (code, out, err) = code_out_err(&env.output(c));
+        assert_eq!(code, 0, "as root, {open}: {err}");
+        if p.ends_with("state.json") {
+            assert!(out.contains(&secret), "the secret is not in {out}");
+        }
+        let (code, out, err) = as_user(&env, 65534, 65534, &["sh", "-c", &open], &env.dir);
+        assert_ne!(code, 0, "nobody opened {}: {out}", p.display());
+        assert!(err.contains("Permission denied"), "{}: {err}", p.display());
+        assert!(!out.contains(&secret), "nobody read the secret: {out}");
+    }
+    let root = env.root.to_str().unwrap();
+    for args in [["list", ""], ["state", id.as_str()]] {
+        let cmd: Vec<&str> = [BIN, "--root", root]
+            .into_iter()
+            .chain(args.into_iter().filter(|a| !a.is_empty()))
+            .collect();
+        let (code, out, err) = as_user(&env, 65534, 65534, &cmd, &env.dir);
+        assert_ne!(code, 0, "nobody ran {args:?}: {out}");
+        assert!(err.contains("Permission denied"), "{args:?}: {err}");
+        assert!(!out.contains(&id) && !out.contains(&secret), "{out}");
+        assert!(!err.contains(&secret), "{err}");
+    }
+    // The owner is not hindered: list, state, start (which opens the fifo), delete.
+    let out = env.cmd(&["list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
+    assert_eq!(env.status(&id), "created");
+    let out = env.cmd(&["start", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.status(&id), "running");
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    env.assert_nothing_left(&id);
+
+    // A root of another user's is refused, nothing made in it.
+    let theirs = env.dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let id2 = env.id("c2");
+    let mut c = Command::new(BIN);
+    c.args(["--root", theirs.to_str().unwrap()])
+        .args(["create", "--bundle", b.path_str(), &id2]);
+    let out = env.output(c);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(theirs.to_str().unwrap()) && err.contains("owned by uid 65534"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
+    env.assert_nothing_left(&id2);
+
+    // Rootless: nobody's own bundle and root (made 0755 here, tightened by its create).
+    let mine = env.dir.join("nobody-bundle");
+    let state = env.dir.join("nobody-state");
+    for d in [&mine, &state] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(d, Some(65534), Some(65534)).unwrap();
+    }
+    std::os::unix::fs::symlink(b.rootfs(), mine.join("rootfs")).unwrap();
+    let nobody = |args: &[&str]| {
+        let cmd: Vec<&str> = [BIN, "--root", state.to_str().unwrap()]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        as_user(&env, 65534, 65534, &cmd, &mine)
+    };
+    let (code, _, err) = nobody(&["spec", "--rootless"]);
+    assert_eq!(code, 0, "{err}");
+    let path = mine.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["true"]);
+    config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("TOKEN={secret}")));
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let rid = env.id("rootless");
+    struct Delete<'a>(&'a Path, &'a str);
+    impl Drop for Delete<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new(BIN)
+                .arg("--root")
+                .arg(self.0)
+                .args(["delete", "--force", self.1])
+                .output();
+        }
+    }
+    let _guard = Delete(&state, &rid);
+    let (code, _, err) = nobody(&["create", &rid]);
+    assert_eq!(code, 0, "{err}");
+    let seen = assert_private(&state, 65534);
+    assert!(
+        seen.contains(&state.join(&rid).join("exec.fifo")),
+        "{seen:?}"
+    );
+    for p in [state.clone(), state.join(&rid).join("state.json")] {
+        let (code, out, err) = as_user(&env, 65533, 65533, &["cat", p.to_str().unwrap()], &env.dir);
+        assert_ne!(code, 0, "another user read {}: {out}", p.display());
+        assert!(err.contains("Permission denied"), "{err}");
+    }
+    let (code, out, err) = nobody(&["state", &rid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"created\""), "{out}");
+    // Root still sees it.
+    let mut c = Command::new(BIN);
+    c.args(["--root", state.to_str().unwrap(), "list"]);
+    let (code, out, err) = code_out_err(&env.output(c));
+    assert!(code == 0 && out.contains(&rid), "{out}{err}");
+    let (code, _, err) = nobody(&["start", &rid]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = nobody(&["delete", "--force", &rid]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!state.join(&rid).exists());
+}
+
+/// CVE-2019-16884: an image whose `/proc` is a symlink had procfs mounted wherever the link
+/// led, out from under the LSM profiles that name `/proc/...` paths. A `proc` or `sysfs` mount
+/// on anything but an ordinary directory is refused by `create`, in runc's words, with nothing
+/// left behind, and from the host no procfs (or sysfs) is found where the link leads. A missing
+/// destination is still made as a directory.
+#[test]
+fn cve_2019_16884_proc_and_sys_are_not_mounted_through_a_symlink() {
+    let env = Env::new("cve16884");
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const SYSFS_MAGIC: i64 = 0x6265_6572;
+    // What the image has in place of /proc or /sys (`point`): `links` in order, the first one
+    // at `point` (none: a plain file there), leading to the directory `lands`, if any.
+    struct Case {
+        name: &'static str,
+        point: &'static str,
+        links: &'static [(&'static str, &'static str)],
+        lands: Option<&'static str>,
+    }
+    let case = |name, point, links, lands| Case {
+        name,
+        point,
+        links,
+        lands,
+    };
+    let cases = [
+        case(
+            "to-dir",
+            "proc",
+            &[("proc", "/elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("loop", "proc", &[("proc", "proc")], None),
+        case(
+            "chain",
+            "proc",
+            &[("proc", "hop1"), ("hop1", "/hop2"), ("hop2", "elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("dangling", "proc", &[("proc", "/missing")], None),
+        case(
+            "sys",
+            "sys",
+            &[("sys", "../../elsewhere")],
+            Some("elsewhere"),
+        ),
+        case("file", "proc", &[], None),
+    ];
+    for Case {
+        name,
+        point,
+        links,
+        lands,
+    } in cases
+    {
+        let b = env.bundle(name, &["true"]);
+        let rootfs = b.rootfs();
+        std::fs::remove_dir(rootfs.join(point)).unwrap();
+        if let Some(d) = lands {
+            std::fs::create_dir(rootfs.join(d)).unwrap();
+        }
+        for (link, to) in links {
+            std::os::unix::fs::symlink(to, rootfs.join(link)).unwrap();
+        }
+        if links.is_empty() {
+            std::fs::write(rootfs.join(point), "").unwrap();
+        }
+        let id = env.id(name);
+        let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{name}: created, with these mounts: {}",
+            String::from_utf8_lossy(
+                &env.cmd(&["exec", &id, "grep", "-E", "proc|sysfs", "/proc/self/mounts"])
+                    .stdout
+            )
+        );
+        let fs = if point == "proc" { "proc" } else { "sysfs" };
+        assert!(
+            err.contains(&format!(
+                "filesystem \"{fs}\" must be mounted on ordinary directory"
+            )),
+            "{name}: {err}"
+        );
+        env.assert_nothing_left(&id);
+        // From the host: the image is as it was, and where the link leads is an empty
+        // directory of the rootfs's own filesystem, or nothing was made there.
+        for (link, to) in links {
+            assert_eq!(
+                std::fs::read_link(rootfs.join(link)).unwrap(),
+                Path::new(to),
+                "{name}"
+            );
+        }
+        let rootfs_fs = nix::sys::statfs::statfs(&rootfs).unwrap().filesystem_type();
+        match lands {
+            Some(d) => {
+                let dir = rootfs.join(d);
+                assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "{name}");
+                let t = nix::sys::statfs::statfs(&dir).unwrap().filesystem_type();
+                assert_eq!(t, rootfs_fs, "{name}: a filesystem is mounted on {d}");
+                assert!(t.0 as i64 != PROC_SUPER_MAGIC && t.0 as i64 != SYSFS_MAGIC);
+            }
+            None => assert!(!rootfs.join("missing").exists(), "{name}"),
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(rootfs.to_str().unwrap()), "{name}");
+    }
+
+    // No /proc in the image: it is made, as a directory, and procfs mounted on it.
+    let b = env.bundle(
+        "none",
+        &["sh", "-c", "test -r /proc/self/status && echo ok"],
+    );
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    let id = env.id("none");
+    assert_eq!(env.run_ok(&b, &id).trim(), "ok");
+    assert!(
+        std::fs::symlink_metadata(b.rootfs().join("proc"))
+            .unwrap()
+            .is_dir()
+    );
+    env.assert_nothing_left(&id);
 }
