@@ -760,7 +760,7 @@ fn cve_2019_16884_proc_and_sys_are_not_mounted_through_a_symlink() {
         }
         let id = env.id(name);
         let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr_text(&out);
         assert!(
             !out.status.success(),
             "{name}: created, with these mounts: {}",
