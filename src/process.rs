@@ -799,29 +799,40 @@ impl ExecPlan {
                 .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(&arg0))
                 .collect()
         };
+        // Go's exec.LookPath, as runc reports it: engines derive the exit status from these
+        // words (Docker: 127 for "not found" / "no such file or directory", 126 for
+        // "permission denied").
+        let mut denied = false;
         for c in candidates {
             let cs = CString::new(c.as_os_str().as_bytes()).unwrap_or_default();
-            // SAFETY: faccessat and stat read a NUL-terminated path and fill a struct we own.
-            let ok = unsafe {
-                let mut st: libc::stat = std::mem::zeroed();
-                libc::stat(cs.as_ptr(), &mut st) == 0
-                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
-                    && libc::faccessat(libc::AT_FDCWD, cs.as_ptr(), libc::X_OK, libc::AT_EACCESS)
-                        == 0
-            };
-            if ok {
+            // SAFETY: stat reads a NUL-terminated path and fills a struct we own.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            if unsafe { libc::stat(cs.as_ptr(), &mut st) } != 0 {
+                continue;
+            }
+            // SAFETY: faccessat reads a NUL-terminated path.
+            let exec_ok = st.st_mode & libc::S_IFMT == libc::S_IFREG
+                && unsafe {
+                    libc::faccessat(libc::AT_FDCWD, cs.as_ptr(), libc::X_OK, libc::AT_EACCESS)
+                } == 0;
+            if exec_ok {
                 return Ok(cs);
             }
+            denied = true;
         }
+        let detail = if !arg0.contains('/') {
+            "executable file not found in $PATH"
+        } else if denied {
+            "permission denied"
+        } else {
+            "no such file or directory"
+        };
         Err(InitError {
             step: "exec".into(),
             path: arg0.clone(),
-            errno: libc::ENOENT,
-            detail: if arg0.contains('/') {
-                "no such executable file".into()
-            } else {
-                "executable file not found in $PATH".into()
-            },
+            errno: 0,
+            detail: detail.into(),
         })
     }
 

@@ -94,6 +94,50 @@ fn executable_not_found_fails_at_create() {
     expect_failure(&env, &b, &id, "executable file not found in $PATH");
 }
 
+/// runc's words for a program that cannot be run, from which engines derive the exit status
+/// (Docker: 127 for "no such file or directory" or "not found", 126 for "permission denied"):
+/// a file that is there but not executable, or a directory, must not read as missing.
+#[test]
+fn a_program_that_cannot_run_is_named_in_runcs_words() {
+    let env = Env::new("noexe2");
+    for (name, arg0, want, not) in [
+        (
+            "missing",
+            "/no/such",
+            "exec /no/such: no such file or directory",
+            "denied",
+        ),
+        (
+            "notexec",
+            "/etc/passwd",
+            "exec /etc/passwd: permission denied",
+            "no such",
+        ),
+        ("dir", "/etc", "exec /etc: permission denied", "no such"),
+    ] {
+        let b = env.bundle(name, &[arg0]);
+        let id = env.id(name);
+        let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr_text(&out);
+        assert!(err.contains(want) && !err.contains(not), "{name}: {err}");
+        env.assert_nothing_left(&id);
+        // exec says the same of the same program.
+        let run = env.bundle(&format!("{name}-r"), &["sleep", "100"]);
+        let rid = env.id(&format!("{name}-r"));
+        env.run_detached(&run, &rid);
+        let out = env.cmd(&["exec", &rid, arg0]);
+        assert_eq!(out.status.code(), Some(255));
+        let err = stderr_text(&out);
+        assert!(
+            err.contains(want) && !err.contains(not),
+            "exec {name}: {err}"
+        );
+        assert!(env.cmd(&["delete", "--force", &rid]).status.success());
+        env.assert_nothing_left(&rid);
+    }
+}
+
 #[test]
 fn bad_ids() {
     let env = Env::new("badid");
