@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
-# a static busybox for rootfs fixtures, runc to compare against, and ps(1) for `cofferdam ps`. Safe to run again.
+# a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, and
+# the engines (podman, containerd, Docker). Safe to run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
@@ -18,9 +19,15 @@ command -v conmon >/dev/null || need+=(conmon)
 command -v containerd >/dev/null || need+=(containerd)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
-if [ "${#need[@]}" -gt 0 ]; then
-    echo "installing: ${need[*]}" >&2
+# Docker (dockerd, its client, tini) for the Docker tests and scripts/capture-docker-resources.sh
+# (which also needs jq). Without recommends: they would bring apparmor and cgroupfs-mount.
+lean=()
+command -v dockerd >/dev/null || lean+=(docker.io)
+command -v jq >/dev/null || lean+=(jq)
+if [ "${#need[@]}" -gt 0 ] || [ "${#lean[@]}" -gt 0 ]; then
+    echo "installing: ${need[*]} ${lean[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
+    [ "${#need[@]}" -eq 0 ] || apt-get install -y -qq "${need[@]}" >/dev/null
+    [ "${#lean[@]}" -eq 0 ] || apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi

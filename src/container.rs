@@ -278,9 +278,7 @@ fn create(
     let rootless = !nix::unistd::geteuid().is_root();
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let cgroup = if rootless {
-        if resources.is_some_and(|r| {
-            serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
-        }) {
+        if resources.is_some_and(|r| !crate::cgroups::sets_nothing(r)) {
             return Err(Error::Unsupported(
                 "linux.resources: a rootless container has no cgroup (none is delegated to this user)".into(),
             ));
@@ -318,7 +316,11 @@ fn create(
         cgroup: cgroup.clone(),
         hooks: spec.hooks().clone(),
         process: spec.process().clone(),
-        resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
+        resources: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .map(crate::cgroups::strip_unset),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
 

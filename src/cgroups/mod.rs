@@ -17,10 +17,12 @@ use crate::error::{Error, Result};
 
 pub mod devices;
 pub mod stats;
+mod unset;
 mod v1;
 pub mod v2;
 
 pub use stats::Stats;
+pub use unset::{sets_nothing, strip_unset};
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,10 +336,11 @@ impl Cgroup {
 
     /// Apply resource limits: `Phase::Limits` while the init sets up (it is already in the
     /// cgroup), `Phase::Devices` once it has made its /dev (its mknods must not be refused),
-    /// before the container's process runs. `update` uses `Phase::All`.
+    /// before the container's process runs. `update` uses `Phase::All`. Values that mean "not
+    /// set" (Docker's zeros, see `unset.rs`) are not written.
     pub fn apply(&self, res: &LinuxResources, phase: Phase) -> Result<()> {
         if phase != Phase::Devices {
-            self.apply_limits(res)?;
+            self.apply_limits(&strip_unset(res))?;
         }
         if phase != Phase::Limits
             && let Some(rules) = devices::rules(res.devices().as_ref())?
@@ -356,6 +359,7 @@ impl Cgroup {
         Ok(())
     }
 
+    /// `res` holds set values only ([`strip_unset`]).
     fn apply_limits(&self, res: &LinuxResources) -> Result<()> {
         if let Some(m) = res.memory() {
             let d = self.need("memory", "memory")?;
@@ -709,8 +713,8 @@ fn wait_for(op: &'static str, path: &Path, mut done: impl FnMut() -> Result<bool
     Ok(())
 }
 
-/// `pids.limit` as `pids.max` wants it (same file on v1 and v2): a positive limit as is, 0 or
-/// less is no limit (runc).
+/// `pids.limit` as `pids.max` wants it (same file on v1 and v2): a positive limit as is, a
+/// negative one is no limit (runc; 0, not set, never comes here).
 fn pids(dir: &Path, limit: i64) -> Result<()> {
     let v = if limit > 0 {
         limit.to_string()

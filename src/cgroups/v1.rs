@@ -13,7 +13,13 @@ pub(super) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     // memory.memsw.limit_in_bytes (memory + swap) may never be below memory.limit_in_bytes, so
     // the order of the two writes depends on whether the limit grows or shrinks.
     let limit = m.limit();
-    let swap = m.swap();
+    // Unlimited memory with no word on swap is unlimited swap too: else raising the limit to
+    // -1 would be refused while an old memory + swap limit stays below it (runc, where swap is
+    // accounted at all).
+    let swap = match (limit, m.swap()) {
+        (Some(-1), None) if dir.join("memory.memsw.limit_in_bytes").exists() => Some(-1),
+        (_, swap) => swap,
+    };
     let grows = match limit {
         Some(-1) => true,
         Some(new) => {
@@ -48,8 +54,9 @@ pub(super) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
         }
         write_file(dir, "memory.swappiness", &s.to_string())?;
     }
-    if let Some(d) = m.disable_oom_killer() {
-        write_file(dir, "memory.oom_control", if d { "1" } else { "0" })?;
+    // Only `true` is set (false is the default, and runc never writes it).
+    if m.disable_oom_killer() == Some(true) {
+        write_file(dir, "memory.oom_control", "1")?;
     }
     if m.kernel().is_some() || m.kernel_tcp().is_some() {
         log::warn!("memory.kernel and memory.kernelTCP are deprecated by the kernel: ignored");

@@ -16,6 +16,7 @@
 //!
 //! `memory.swappiness`, `memory.disableOOMKiller`, `network` and realtime cpu have no v2
 //! equivalent: runc ignores the first three, and so do we, with a warning; realtime is refused.
+//! Values that mean "not set" (zeros, see `unset.rs`) have been removed before these run.
 
 use std::path::Path;
 
@@ -79,7 +80,10 @@ pub(super) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     if let Some(l) = m.limit() {
         write_file(dir, "memory.max", &max_or(l))?;
     }
-    if let Some(s) = swap {
+    // Without swap accounting there is no memory.swap.max: no swap, or unlimited swap, is
+    // then what the container has anyway (runc skips those two values there too).
+    let no_swap_file = || !dir.join("memory.swap.max").exists();
+    if let Some(s) = swap.filter(|s| !((*s == -1 || *s == 0) && no_swap_file())) {
         write_file(dir, "memory.swap.max", &max_or(s))?;
     }
     if let Some(r) = m.reservation() {
@@ -117,7 +121,7 @@ pub(super) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
                 .into(),
         ));
     }
-    if let Some(s) = c.shares().filter(|s| *s != 0) {
+    if let Some(s) = c.shares() {
         write_file(dir, "cpu.weight", &cpu_weight(s).to_string())?;
     }
     let current = if c.quota().is_some() != c.period().is_some() {
@@ -144,7 +148,7 @@ pub(super) fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         if bfq { u64::from(w) } else { io_weight(w) }
     };
     let weight_file = if bfq { "io.bfq.weight" } else { "io.weight" };
-    if let Some(w) = b.weight().filter(|w| *w != 0) {
+    if let Some(w) = b.weight() {
         let v = weight(w);
         write_file(dir, weight_file, &format!("default {v}"))?;
     }

@@ -49,33 +49,16 @@ impl Container {
     }
 
     /// Change the resource limits of a live container. Fields not given keep their value
-    /// (as with `runc update`); the result is recorded for later updates.
+    /// (as with `runc update`), and so do fields given as a value that means "not set": the
+    /// whole resources object `docker update` sends, zeros and all, changes only what it sets.
+    /// The result is recorded for later updates.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
         let (_lock, mut st) = self.locked()?;
         let status = st.status(&self.dir);
         if !matches!(status, Status::Created | Status::Running | Status::Paused) {
             return Err(self.bad_status("update", status));
         }
-        let mut merged = merge(st.resources.as_ref(), resources)?;
-        // A container that had no swap (memory + swap == memory) keeps having none when only
-        // its memory limit changes, rather than being refused a limit above the old swap.
-        if let (Some(new), Some(old)) = (
-            resources.memory(),
-            st.resources.as_ref().and_then(|r| *r.memory()),
-        ) && new.limit().is_some()
-            && new.swap().is_none()
-            && old.swap().is_some()
-            && old.swap() == old.limit()
-            && let Some(m) = merged.memory_mut()
-        {
-            m.set_swap(new.limit());
-        }
-        // memory.limit and memory.swap are written together (their order and the v2 swap
-        // value depend on both), so a change to either takes the other as recorded.
-        let mut apply = resources.clone();
-        if apply.memory().is_some() {
-            apply.set_memory(*merged.memory());
-        }
+        let (merged, apply) = plan_update(st.resources.as_ref(), resources)?;
         st.cgroup.apply(&apply, Phase::All)?;
         st.resources = Some(merged);
         state::write(&self.dir, &st)?;
@@ -144,6 +127,39 @@ impl Container {
     }
 }
 
+/// What an update of resources `old` by `update` records and what it writes. Values that
+/// mean "not set" are taken out of the update first, so they keep the recorded ones.
+fn plan_update(
+    old: Option<&LinuxResources>,
+    update: &LinuxResources,
+) -> Result<(LinuxResources, LinuxResources)> {
+    let update = crate::cgroups::strip_unset(update);
+    let mut merged = merge(old, &update)?;
+    if let Some(new) = update.memory()
+        && new.swap().is_none()
+        && let Some(m) = merged.memory_mut()
+    {
+        let old = old.and_then(|r| *r.memory()).unwrap_or_default();
+        if new.limit() == Some(-1) {
+            // Unlimited memory without a word on swap: the swap limit goes too (the writers
+            // make it unlimited), as with runc.
+            m.set_swap(None);
+        } else if new.limit().is_some() && old.swap().is_some() && old.swap() == old.limit() {
+            // A container that had no swap (memory + swap == memory) keeps having none when
+            // only its memory limit changes, rather than being refused a limit above the old
+            // swap.
+            m.set_swap(new.limit());
+        }
+    }
+    // memory.limit and memory.swap are written together (their order and the v2 swap value
+    // depend on both), so a change to either takes the other as recorded.
+    let mut apply = update;
+    if apply.memory().is_some() {
+        apply.set_memory(*merged.memory());
+    }
+    Ok((merged, apply))
+}
+
 /// `update` semantics: objects merge key by key, anything else (numbers, strings, lists such
 /// as device rules) is replaced.
 fn merge(old: Option<&LinuxResources>, new: &LinuxResources) -> Result<LinuxResources> {
@@ -182,5 +198,60 @@ mod tests {
         assert_eq!(m.pids().unwrap().limit(), 5);
         assert_eq!(m.cpu().as_ref().unwrap().quota(), Some(1000));
         assert_eq!(m.devices().as_ref().unwrap().len(), 1);
+    }
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// Docker's `update --memory 64m` (captured, with its zeros) on a container that Docker
+    /// created with `--cpu-shares 512 -m 32m --memory-reservation 16m --pids-limit 100`.
+    #[test]
+    fn dockers_update_changes_the_memory_limit_and_nothing_else() {
+        let created = crate::cgroups::strip_unset(&res(include_str!(
+            "../../tests/fixtures/docker-limits.json"
+        )));
+        let update = res(include_str!("../../tests/fixtures/docker-update.json"));
+        let (merged, apply) = plan_update(Some(&created), &update).unwrap();
+        let mem = merged.memory().unwrap();
+        assert_eq!(mem.limit(), Some(64 << 20));
+        assert_eq!(mem.reservation(), Some(16 << 20), "the soft limit is kept");
+        assert_eq!(mem.swap(), Some(64 << 20), "memory + swap is kept");
+        assert_eq!(merged.cpu().as_ref().unwrap().shares(), Some(512));
+        assert_eq!(merged.pids().unwrap().limit(), 100);
+        // Written: the memory values (together), nothing of cpu or blkio.
+        assert_eq!(apply.memory(), merged.memory());
+        assert!(apply.cpu().is_none() && apply.block_io().is_none() && apply.pids().is_none());
+    }
+
+    #[test]
+    fn a_zero_in_an_update_keeps_the_recorded_value() {
+        let old = res(
+            r#"{"cpu": {"shares": 512, "quota": 20000, "period": 100000},
+                          "blockIO": {"weight": 300}, "pids": {"limit": 5}}"#,
+        );
+        let update = res(r#"{"cpu": {"shares": 0, "quota": 0, "period": 0},
+                             "blockIO": {"weight": 0}, "pids": {"limit": 0}}"#);
+        let (merged, apply) = plan_update(Some(&old), &update).unwrap();
+        assert_eq!(merged, old);
+        assert_eq!(apply, LinuxResources::default());
+    }
+
+    #[test]
+    fn unlimited_memory_without_swap_drops_the_old_swap_limit() {
+        let old = res(r#"{"memory": {"limit": 100, "swap": 200}}"#);
+        let (merged, apply) =
+            plan_update(Some(&old), &res(r#"{"memory": {"limit": -1}}"#)).unwrap();
+        let mem = merged.memory().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(-1), None));
+        assert_eq!(apply.memory(), merged.memory());
+    }
+
+    #[test]
+    fn no_swap_stays_no_swap_when_the_limit_changes() {
+        let old = res(r#"{"memory": {"limit": 100, "swap": 100}}"#);
+        let (merged, _) = plan_update(Some(&old), &res(r#"{"memory": {"limit": 300}}"#)).unwrap();
+        let mem = merged.memory().unwrap();
+        assert_eq!((mem.limit(), mem.swap()), (Some(300), Some(300)));
     }
 }

@@ -393,6 +393,59 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+// ---- cgroups, as the kernel shows them --------------------------------------------------------
+
+/// Pure cgroup v2 host?
+pub fn unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The host directory of `pid`'s cgroup for controller `ctrl`, from the kernel's own
+/// `/proc/PID/cgroup` (so the test does not trust the runtime to say where it put it).
+pub fn cgroup_dir(pid: i32, ctrl: &str) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let path = path.trim_start_matches('/');
+        if unified() && ctrls.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(path);
+        }
+        if ctrls.split(',').any(|c| c == ctrl) {
+            return PathBuf::from("/sys/fs/cgroup").join(ctrl).join(path);
+        }
+    }
+    panic!("pid {pid} has no {ctrl} cgroup: {text}");
+}
+
+/// A cgroup file's value, trimmed.
+pub fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_string()
+}
+
+/// Insist that a command succeeded; returns its stdout.
+pub fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// create + start in the background; returns the init's pid.
+pub fn start(env: &Env, b: &Bundle, id: &str) -> i32 {
+    ok(
+        &env.cmd(&["create", "--bundle", b.path_str(), id]),
+        "create",
+    );
+    ok(&env.cmd(&["start", id]), "start");
+    env.state(id)["pid"].as_i64().unwrap() as i32
+}
+
 // ---- seccomp notify, as an agent sees it ----------------------------------------------------
 
 #[repr(C)]
