@@ -11,6 +11,8 @@ command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
 # `cofferdam ps` runs the host's ps(1), as runc does.
 command -v ps >/dev/null || need+=(procps)
+# ip(8) makes the network namespaces that tests/namespaces.rs joins by path (`ip netns add`).
+command -v ip >/dev/null || need+=(iproute2)
 # podman (with conmon) drives cofferdam in tests/engines.rs.
 command -v podman >/dev/null || need+=(podman)
 command -v conmon >/dev/null || need+=(conmon)

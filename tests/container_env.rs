@@ -535,45 +535,6 @@ fn preserved_fds_reach_the_container_and_others_do_not() {
 }
 
 /// A mount the test makes on the host, unmounted when dropped (even on failure).
-struct HostMount(std::path::PathBuf);
-
-impl HostMount {
-    fn run(args: &[&str]) {
-        let out = std::process::Command::new("mount")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Bind `dir` onto itself and make it shared, so mounts under it propagate to its copies.
-    fn shared(dir: &std::path::Path) -> HostMount {
-        let d = dir.to_str().unwrap();
-        Self::run(&["--bind", d, d]);
-        let m = HostMount(dir.to_path_buf());
-        Self::run(&["--make-rshared", d]);
-        m
-    }
-
-    fn tmpfs(dir: &std::path::Path) -> HostMount {
-        Self::run(&["-t", "tmpfs", "tmpfs", dir.to_str().unwrap()]);
-        HostMount(dir.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn bind_propagation_options_decide_what_the_host_shows_the_container() {
     let env = Env::new("propagation");

@@ -1,0 +1,245 @@
+//! Namespaces joined by path the way engines pass them: a bind mount of a namespace file
+//! (`ip netns add` makes `/run/netns/NAME`; podman, CNI and Kubernetes make their own), for
+//! every type; the proof is the namespace's inode, seen from inside the container and from the
+//! host through the bind mount. A path that is no namespace, or one of another type, is a
+//! clear error that leaves nothing behind.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Replace the config's entry for namespace `typ` (or add one): joined at `path`, or new.
+fn set_ns(config: &mut Value, typ: &str, path: Option<&Path>) {
+    let list = config["linux"]["namespaces"].as_array_mut().unwrap();
+    list.retain(|n| n["type"] != typ);
+    list.push(match path {
+        Some(p) => json!({"type": typ, "path": p}),
+        None => json!({"type": typ}),
+    });
+}
+
+/// How the host names the namespace a bind mount holds: `type:[inode]`, as the container's
+/// `readlink /proc/self/ns/TYPE` prints it.
+fn host_view(kind: &str, bind: &Path) -> String {
+    format!("{kind}:[{}]", std::fs::metadata(bind).unwrap().ino())
+}
+
+/// A network namespace made by `ip netns add`, deleted when dropped.
+struct IpNetns(String);
+
+impl IpNetns {
+    fn add(name: &str) -> IpNetns {
+        let out = Command::new("ip").args(["netns", "add", name]).output();
+        let out = out.expect("ip (iproute2) is installed by scripts/deps.sh");
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        IpNetns(name.to_string())
+    }
+
+    fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for IpNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn joins_a_network_namespace_made_by_ip_netns() {
+    let env = Env::new("ipnetns");
+    let netns = IpNetns::add(&format!("cofferdam-test-{}", std::process::id()));
+    // Something only that namespace has: its loopback is up (a new one's is down).
+    let up = Command::new("ip")
+        .args(["-n", &netns.0, "link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    assert!(up.success());
+    let mut b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; cat /sys/class/net/lo/operstate",
+        ],
+    );
+    set_ns(&mut b.config, "network", Some(&netns.path()));
+    b.save();
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], host_view("net", &netns.path()), "{out}");
+    assert_ne!(
+        lines[0],
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy()
+    );
+    assert_eq!(
+        lines[1], "unknown",
+        "lo is up in the joined namespace: {out}"
+    );
+    env.assert_nothing_left(&id);
+    drop(netns);
+    assert!(!Path::new(&format!("/run/netns/cofferdam-test-{}", std::process::id())).exists());
+}
+
+/// A process in new ipc, uts, mount, cgroup, pid and time namespaces (`unshare --fork`): the
+/// namespaces to bind and join. Killed (with its forked child) when dropped.
+struct Holder {
+    unshare: std::process::Child,
+    /// The forked child, which is in all of the new namespaces (pid and time included).
+    child: i32,
+}
+
+impl Holder {
+    fn start() -> Holder {
+        let unshare = Command::new("unshare")
+            .args([
+                "--ipc",
+                "--uts",
+                "--mount",
+                "--propagation",
+                "private",
+                "--cgroup",
+                "--pid",
+                "--time",
+                "--kill-child",
+                "sleep",
+                "1000",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = unshare.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let child = loop {
+            let text = std::fs::read_to_string(&children).unwrap_or_default();
+            if let Some(c) = text.split_whitespace().next() {
+                // The child is forked before it execs sleep; its namespaces are set by then.
+                break c.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "unshare did not fork");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Holder { unshare, child }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // --kill-child: its child dies with it.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+#[test]
+fn joins_bind_mounted_namespaces_of_every_type() {
+    let env = Env::new("bindns");
+    let holder = Holder::start();
+    let dir = env.dir.join("ns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _private = HostMount::private(&dir);
+    let kinds = [
+        ("ipc", "ipc"),
+        ("uts", "uts"),
+        ("mount", "mnt"),
+        ("cgroup", "cgroup"),
+        ("pid", "pid"),
+        ("time", "time"),
+    ];
+    let mut binds = Vec::new();
+    let mut b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "for n in ipc uts mnt cgroup pid time; do readlink /proc/self/ns/$n; done; echo pid=$$",
+        ],
+    );
+    b.config.as_object_mut().unwrap().remove("hostname");
+    for (typ, kind) in kinds {
+        let target = dir.join(kind);
+        let source = PathBuf::from(format!("/proc/{}/ns/{kind}", holder.child));
+        binds.push(HostMount::bind_file(&source, &target));
+        set_ns(&mut b.config, typ, Some(&target));
+    }
+    b.save();
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    let lines: Vec<&str> = out.lines().collect();
+    for (line, (_, kind)) in lines.iter().zip(kinds) {
+        let bind = dir.join(kind);
+        assert_eq!(*line, host_view(kind, &bind), "{kind}: {out}");
+        // And it is the holder's, not the host's.
+        let host = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+        assert_ne!(*line, host.to_string_lossy(), "{kind} is the host's");
+    }
+    // The holder is pid 1 of the joined pid namespace.
+    assert_ne!(lines[6], "pid=1", "{out}");
+    env.assert_nothing_left(&id);
+    drop(binds);
+}
+
+#[test]
+fn a_path_that_is_no_namespace_or_of_another_type_is_refused() {
+    let env = Env::new("wrongns");
+    let dir = env.dir.join("ns");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _private = HostMount::private(&dir);
+    // A bind-mounted ipc and user namespace (the runtime's own), and a regular file.
+    let ipc = HostMount::bind_file(Path::new("/proc/self/ns/ipc"), &dir.join("ipc"));
+    let user = HostMount::bind_file(Path::new("/proc/self/ns/user"), &dir.join("user"));
+    let plain = dir.join("plain");
+    std::fs::write(&plain, "not a namespace").unwrap();
+    let mut b = env.bundle("b", &["true"]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    let id = env.id("c");
+    let cases = [
+        (
+            "network",
+            &ipc.0,
+            format!(
+                "namespace path {} is a namespace of type ipc, not net",
+                ipc.0.display()
+            ),
+        ),
+        (
+            "uts",
+            &user.0,
+            format!(
+                "namespace path {} is a namespace of type user, not uts",
+                user.0.display()
+            ),
+        ),
+        (
+            "network",
+            &plain,
+            format!("namespace path {} is not a namespace", plain.display()),
+        ),
+    ];
+    for (typ, path, want) in cases {
+        set_ns(&mut b.config, typ, Some(path));
+        b.save();
+        let (code, out, err) = env.run(&b, &id);
+        assert_eq!(code, 1, "{typ} at {}: {out}{err}", path.display());
+        assert!(err.contains(&want), "want {want:?} in: {err}");
+        env.assert_nothing_left(&id);
+        set_ns(&mut b.config, typ, None);
+    }
+}
