@@ -243,3 +243,54 @@ fn a_path_that_is_no_namespace_or_of_another_type_is_refused() {
         set_ns(&mut b.config, typ, None);
     }
 }
+
+#[test]
+fn hostname_and_domainname_are_set_in_a_joined_uts_namespace() {
+    let env = Env::new("utsjoin");
+    let holder = Holder::start();
+    let uts = PathBuf::from(format!("/proc/{}/ns/uts", holder.child));
+    let mut b = env.bundle("b", &["sh", "-c", "hostname; readlink /proc/self/ns/uts"]);
+    b.config["hostname"] = json!("joined-host");
+    b.config["domainname"] = json!("joined-domain");
+    set_ns(&mut b.config, "uts", Some(&uts));
+    b.save();
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "joined-host",
+            std::fs::read_link(&uts).unwrap().to_str().unwrap()
+        ]
+    );
+    // The holder, which never ran in the container, sees both in its namespace.
+    for (file, want) in [("hostname", "joined-host"), ("domainname", "joined-domain")] {
+        let out = Command::new("nsenter")
+            .args(["-t", &holder.child.to_string(), "-u", "cat"])
+            .arg(format!("/proc/sys/kernel/{file}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want, "{file}");
+    }
+    env.assert_nothing_left(&id);
+
+    // Without a uts namespace they would be the host's: refused, as runc does.
+    for field in ["hostname", "domainname"] {
+        let mut b = env.bundle(field, &["true"]);
+        b.config.as_object_mut().unwrap().remove("hostname");
+        b.config[field] = json!("not-the-host");
+        b.config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
+        b.save();
+        let id = env.id(field);
+        let (code, _, err) = env.run(&b, &id);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&format!("{field} requires a uts namespace")),
+            "{err}"
+        );
+        env.assert_nothing_left(&id);
+    }
+}
