@@ -70,8 +70,10 @@ fn root_propagation(spec: &Spec) -> Step<Option<u64>> {
 /// The container's mounts and /dev, laid out under the rootfs (still seen from the host's
 /// root): everything before [`switch_root`].
 pub fn setup_rootfs(ctx: &FsContext) -> Step {
-    let propagation = root_propagation(ctx.spec)?;
-    // Nothing we mount may propagate back to the host.
+    // Nothing we mount may propagate back to the host. An unbindable root is made so only at
+    // the end (`finalize_rootfs`): the rootfs cannot be bound onto itself out of an unbindable
+    // mount, nor the masked and read-only paths onto themselves.
+    let propagation = root_propagation(ctx.spec)?.filter(|p| p & libc::MS_UNBINDABLE == 0);
     sys_mount(
         None,
         c"/",
@@ -111,18 +113,20 @@ pub fn switch_root(ctx: &FsContext) -> Step {
     } else {
         pivot_root(ctx.rootfs)?;
     }
-    if let Some(flag) = root_propagation(ctx.spec)? {
+    if let Some(flag) = root_propagation(ctx.spec)?.filter(|p| p & libc::MS_UNBINDABLE == 0) {
         sys_mount(None, c"/", None, libc::MS_REC | flag, None)
             .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
     }
     Ok(())
 }
 
-/// After pivot_root: sysctls, read-only and masked paths, and finally a read-only root.
+/// After pivot_root: sysctls, read-only and masked paths, an unbindable root, and finally a
+/// read-only root.
 pub fn finalize_rootfs(spec: &Spec) -> Step {
     let Some(linux) = spec.linux() else {
         return readonly_root(spec);
     };
+    let unbindable = root_propagation(spec)?.filter(|p| p & libc::MS_UNBINDABLE != 0);
     if let Some(sysctl) = linux.sysctl() {
         for (key, value) in sysctl {
             write_sysctl(key, value)?;
@@ -137,6 +141,11 @@ pub fn finalize_rootfs(spec: &Spec) -> Step {
         for p in masked {
             mask_path(p, &null)?;
         }
+    }
+    // As given: `unbindable` is the root alone, as with runc; `runbindable` every mount.
+    if let Some(flag) = unbindable {
+        sys_mount(None, c"/", None, flag, None)
+            .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
     }
     readonly_root(spec)
 }

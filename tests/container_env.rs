@@ -601,6 +601,46 @@ fn rootfs_propagation_is_applied_to_the_root() {
 }
 
 #[test]
+fn unbindable_rootfs_propagation_with_masked_and_readonly_paths() {
+    let env = Env::new("unbindable");
+    // The default config masks and makes read-only paths (binds onto themselves), which an
+    // unbindable mount could not be the source of.
+    let script = "awk '$5 == \"/\" || $5 == \"/proc\" {print $5, $7}' /proc/self/mountinfo; \
+                  mount --bind / /mnt 2>/dev/null && echo bound || echo refused";
+    for (prop, proc_too) in [("unbindable", false), ("runbindable", true)] {
+        let mut b = env.bundle(prop, &["sh", "-c", script]);
+        b.config["linux"]["rootfsPropagation"] = json!(prop);
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+        b.save();
+        assert!(
+            !b.config["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let id = env.id(prop);
+        let out = env.run_ok(&b, &id);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{prop}: {out}");
+        assert!(lines.contains(&"/ unbindable"), "{prop}: {out}");
+        assert_eq!(
+            lines.contains(&"/proc unbindable"),
+            proc_too,
+            "{prop}: {out}"
+        );
+        // The kernel refuses to bind the root anywhere.
+        assert_eq!(lines[2], "refused", "{prop}: {out}");
+        env.assert_nothing_left(&id);
+    }
+}
+
+#[test]
 fn tmpcopyup_recursive_attributes_and_nosymfollow() {
     let env = Env::new("mountext");
     let script = "cat /etc/copyme/a /etc/copyme/sub/b; readlink /etc/copyme/link; \
