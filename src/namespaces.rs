@@ -218,17 +218,32 @@ impl NamespacePlan {
             unshare(self.unshare, "unshare").map_err(|_| ("unshare namespaces", Errno::last()))?;
         }
         if self.new_time {
-            unshare(libc::CLONE_NEWTIME, "unshare time")
-                .map_err(|_| ("unshare time namespace", Errno::last()))?;
-            if !self.time_offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", &self.time_offsets)
-                    .map_err(|e| ("write /proc/self/timens_offsets", errno_of(&e)))?;
+            if !self.new_user {
+                self.make_time()?;
             }
             // unshare(CLONE_NEWTIME) only affects children; the init itself enters it here.
             let fd = File::open("/proc/self/ns/time_for_children")
                 .map_err(|e| ("open /proc/self/ns/time_for_children", errno_of(&e)))?;
             setns(fd.as_raw_fd(), libc::CLONE_NEWTIME, "setns time")
                 .map_err(|_| ("setns time namespace", Errno::last()))?;
+        }
+        Ok(())
+    }
+
+    /// In the init: a new time namespace for its children, with the config's offsets. Only a
+    /// process that may write `/proc/self/timens_offsets` can set them: the file is the
+    /// process's own only while it is dumpable (else it is the host root's). So in a new user
+    /// namespace the init calls this before it makes itself not dumpable, and [`Self::enter`]
+    /// does it otherwise.
+    pub fn make_time(&self) -> std::result::Result<(), (&'static str, Errno)> {
+        if !self.new_time {
+            return Ok(());
+        }
+        unshare(libc::CLONE_NEWTIME, "unshare time")
+            .map_err(|_| ("unshare time namespace", Errno::last()))?;
+        if !self.time_offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", &self.time_offsets)
+                .map_err(|e| ("write /proc/self/timens_offsets", errno_of(&e)))?;
         }
         Ok(())
     }

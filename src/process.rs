@@ -532,6 +532,10 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         // Our user namespace has no maps until `create` writes them (before 'G'): only then
         // can we become its root, which the rest of the setup is done as.
         in_cgroup()?;
+        // While still dumpable, our /proc files are our own: the time offsets can be written.
+        cfg.namespaces
+            .make_time()
+            .map_err(|(op, e)| fail(op, "", e))?;
         undumpable()?;
         become_userns_root()?;
     }
