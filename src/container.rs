@@ -40,7 +40,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Keep the caller's session keyring instead of a new one named after the container.
     pub no_new_keyring: bool,
-    /// Pass fds 3 .. 3+N of the calling process on to the container process.
+    /// Pass fds 3 .. 3+N of the calling process on to the container process: those that are
+    /// open and not close-on-exec (inherited ones; the runtime's own never are).
     pub preserve_fds: u32,
     /// Write the init's pid here once the container is created.
     pub pid_file: Option<PathBuf>,
@@ -64,7 +65,7 @@ pub struct ExecOptions {
     pub own_terminal: bool,
     /// Write the process's pid here once it runs.
     pub pid_file: Option<PathBuf>,
-    /// Pass fds 3 .. 3+N of the calling process on to the process.
+    /// Pass fds 3 .. 3+N of the calling process on to the process (as for create).
     pub preserve_fds: u32,
     /// runc's `--ignore-paused`: exec into a paused container too; the process is set up
     /// and waits, frozen, at its execve until the container is resumed.
@@ -257,7 +258,7 @@ fn create(
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
-    check_preserved_fds(opts.preserve_fds + opts.listen_fds)?;
+    let preserved = preserved_fds(opts.preserve_fds + opts.listen_fds);
     let mut spec = spec;
     if opts.listen_fds > 0
         && let Some(p) = spec.process_mut()
@@ -376,7 +377,7 @@ fn create(
         exec_fifo,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds + opts.listen_fds,
+        preserve_fds: preserved,
         console,
     };
     let pending = process::fork_init(&cfg)?;
@@ -631,7 +632,7 @@ impl Container {
             return Err(self.bad_status("exec in", status));
         }
         crate::spec::check_args(process)?;
-        check_preserved_fds(opts.preserve_fds)?;
+        let preserved = preserved_fds(opts.preserve_fds);
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
@@ -653,7 +654,7 @@ impl Container {
             pid_namespace,
             cgroup: &cgroup,
             console,
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: preserved,
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
             join_cgroup_last: paused,
@@ -799,18 +800,32 @@ fn check_console(terminal: bool, socket: Option<&Path>, own: bool) -> Result<()>
     Ok(())
 }
 
-/// fds 3 .. 3+N must be open in the caller: otherwise the runtime's own fds could take those
-/// numbers and reach the container.
-fn check_preserved_fds(n: u32) -> Result<()> {
-    for fd in 3..3 + n as i32 {
-        // SAFETY: F_GETFD only queries an fd number.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::InvalidConfig(format!(
-                "--preserve-fds {n}: fd {fd} is not open"
-            )));
-        }
+/// The fds among 3 .. 3+N to pass on: those the caller left open for the container, i.e. open
+/// and not close-on-exec. One that is not open is skipped (runc passes whatever it finds); one
+/// that is close-on-exec is the runtime's own (the `--log` file, say, where the caller had a
+/// gap), which must never reach the container.
+fn preserved_fds(n: u32) -> Vec<i32> {
+    if n == 0 {
+        return Vec::new();
     }
-    Ok(())
+    let end = 3 + i64::from(n);
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd >= 3 && i64::from(fd) < end)
+        // SAFETY: F_GETFD only queries an fd number (the directory's own fd is close-on-exec).
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == 0)
+        .collect();
+    fds.sort_unstable();
+    if fds.len() < n as usize {
+        log::warn!(
+            "--preserve-fds {n}: passing on fds {fds:?} only; the others are not open, or are \
+             the runtime's own"
+        );
+    }
+    fds
 }
 
 /// SIGKILL the init, if it is still alive, and wait until it is gone.

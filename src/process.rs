@@ -62,7 +62,8 @@ pub struct InitConfig<'a> {
     pub exec_fifo: OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: u32,
+    /// The caller's fds that the container process gets (see `container::preserved_fds`).
+    pub preserve_fds: Vec<i32>,
     /// Connected `--console-socket`, when `process.terminal` is set.
     pub console: Option<OwnedFd>,
 }
@@ -365,7 +366,7 @@ pub struct ExecConfig<'a> {
     pub pid_namespace: bool,
     pub cgroup: &'a Cgroup,
     pub console: Option<OwnedFd>,
-    pub preserve_fds: u32,
+    pub preserve_fds: Vec<i32>,
     /// The container's seccomp profile, put on the process too.
     pub seccomp: Option<&'a LinuxSeccomp>,
     /// The container's state, for a seccomp agent.
@@ -490,7 +491,7 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         send(sock, b"X").map_err(|e| fail("send ready to exec", "", e))?;
         wait_for(sock, b'g')?;
     }
-    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
+    exec_program(exec, &b.program, &b.env, &cfg.preserve_fds)
 }
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
@@ -604,7 +605,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     if let Some(h) = hooks.start_container() {
         crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
     }
-    exec_program(exec, &b.program, &b.env, cfg.preserve_fds)
+    exec_program(exec, &b.program, &b.env, &cfg.preserve_fds)
 }
 
 /// What the init and an exec'd process do alike once they are inside the container: the
@@ -689,9 +690,9 @@ fn exec_program(
     exec: &ExecPlan,
     program: &CString,
     env: &[CString],
-    preserve_fds: u32,
+    preserve_fds: &[i32],
 ) -> Step<Infallible> {
-    close_extra_fds(3 + preserve_fds)?;
+    close_extra_fds(preserve_fds)?;
     let argv: Vec<&std::ffi::CStr> = exec.args.iter().map(CString::as_c_str).collect();
     let envp: Vec<&std::ffi::CStr> = env.iter().map(CString::as_c_str).collect();
     let e = nix::unistd::execve(program, &argv, &envp).unwrap_err();
@@ -1046,25 +1047,25 @@ fn caps_fail(step: &str, e: caps::errors::CapsError) -> InitError {
     }
 }
 
-/// Mark every fd from `first` up close-on-exec: nothing of the runtime or of the host leaks into
-/// the container (CVE-2024-21626). The preserved fds below `first` lose close-on-exec.
-fn close_extra_fds(first: u32) -> Step {
-    for fd in 3..first {
-        // SAFETY: fcntl on an fd number; an fd that is not open just fails.
-        unsafe { libc::fcntl(fd as libc::c_int, libc::F_SETFD, 0) };
-    }
+/// Mark every fd from 3 up close-on-exec but the preserved ones, which lose it: nothing of the
+/// runtime or of the host leaks into the container (CVE-2024-21626).
+fn close_extra_fds(preserved: &[i32]) -> Step {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first,
+            3u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    Errno::result(r)
-        .map(drop)
-        .map_err(|e| fail("close_range", "", e))
+    Errno::result(r).map_err(|e| fail("close_range", "", e))?;
+    for &fd in preserved {
+        // SAFETY: fcntl on an fd number the caller passed us open.
+        Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })
+            .map_err(|e| fail("keep a preserved fd open", fd.to_string(), e))?;
+    }
+    Ok(())
 }
 
 /// The socketpair a parent and its forked child sync over: one message per send, and both ends

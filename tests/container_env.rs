@@ -534,7 +534,80 @@ fn preserved_fds_reach_the_container_and_others_do_not() {
     env.assert_nothing_left(&id);
 }
 
-/// A mount the test makes on the host, unmounted when dropped (even on failure).
+#[test]
+fn preserve_fds_passes_on_the_open_ones_and_never_the_runtimes_own() {
+    use std::os::fd::AsRawFd;
+    let env = Env::new("fdgap");
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "for f in 3 4 5; do readlink /proc/self/fd/$f || echo none; done",
+        ],
+    );
+    let file = env.dir.join("five");
+    std::fs::write(&file, "").unwrap();
+    let five = std::fs::File::open(&file).unwrap();
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    // Sources above the numbers they are put at, so that no dup2 overwrites the other's.
+    let high = |fd: i32| {
+        use std::os::fd::FromRawFd;
+        // SAFETY (test): F_DUPFD_CLOEXEC makes a new fd, owned here.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 50)) }
+    };
+    let (r_hi, five_hi) = (high(r.as_raw_fd()), high(five.as_raw_fd()));
+    let (r_fd, five_fd) = (r_hi.as_raw_fd(), five_hi.as_raw_fd());
+    // fd 4 is a gap in the caller. With --log, the runtime's own log file takes it.
+    for log in [false, true] {
+        let id = env.id(if log { "log" } else { "nolog" });
+        let log_path = env.dir.join("log");
+        let mut cmd = std::process::Command::new(BIN);
+        if log {
+            cmd.arg("--log").arg(&log_path);
+        }
+        cmd.arg("--root").arg(&env.root).args([
+            "run",
+            "--preserve-fds",
+            "3",
+            "--bundle",
+            b.path_str(),
+            &id,
+        ]);
+        // SAFETY (test): dup2 and close in the child between fork and exec are
+        // async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                libc::dup2(r_fd, 3);
+                libc::dup2(five_fd, 5);
+                libc::close(4);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with("pipe:["), "{stdout}");
+        assert_eq!(
+            lines[1], "none",
+            "log={log}: fd 4 reached the container: {stdout}"
+        );
+        assert_eq!(lines[2], file.to_str().unwrap(), "{stdout}");
+        if log {
+            let text = std::fs::read_to_string(&log_path).unwrap();
+            assert!(text.contains("passing on fds [3, 5] only"), "{text}");
+        } else {
+            assert!(stderr.contains("passing on fds [3, 5] only"), "{stderr}");
+        }
+        env.assert_nothing_left(&id);
+    }
+}
+
 #[test]
 fn bind_propagation_options_decide_what_the_host_shows_the_container() {
     let env = Env::new("propagation");
