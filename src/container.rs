@@ -557,7 +557,15 @@ impl Container {
         drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
         log::debug!("started {}", self.id);
-        self.run_late_hooks("poststart", Hooks::poststart, Status::Running);
+        // runc stops at the first failing poststart hook: the container is stopped anyway.
+        let hooks = crate::hooks::run;
+        if let Err(e) = self.run_late_hooks("poststart", Hooks::poststart, Status::Running, hooks) {
+            // As runc: the container is stopped and `start` fails; `delete` removes it. Every
+            // process, since without a pid namespace of its own some can outlive the init.
+            signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
+            kill_and_wait(st.init())?;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -605,8 +613,8 @@ impl Container {
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
         drop(lock);
         log::debug!("deleted {} ({status})", self.id);
-        self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped);
-        Ok(())
+        let hooks = crate::hooks::run_all;
+        self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped, hooks)
     }
 
     /// The process of the container's config, as recorded at create: the base of an `exec`
@@ -703,16 +711,19 @@ impl Container {
         }
     }
 
-    /// poststart and poststop: once the container process runs, a failing hook is logged and
-    /// the lifecycle goes on.
+    /// poststart and poststop, the hooks that run once the container process has: their
+    /// failure is returned (for `start` to stop the container, for `delete` to report once it
+    /// is gone), by `run` ([`crate::hooks::run`] or [`crate::hooks::run_all`]).
     fn run_late_hooks(
         &self,
         point: &'static str,
         pick: fn(&Hooks) -> &Option<Vec<Hook>>,
         status: Status,
-    ) {
-        if let Some(hooks) = self.state.hooks.as_ref().and_then(|h| pick(h).as_ref()) {
-            crate::hooks::run_logged(point, hooks, &self.state.hook_json(status));
+        run: fn(&'static str, &[Hook], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match self.state.hooks.as_ref().and_then(|h| pick(h).as_ref()) {
+            Some(hooks) => run(point, hooks, &self.state.hook_json(status)),
+            None => Ok(()),
         }
     }
 

@@ -603,7 +603,9 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         }
     }
     if let Some(h) = hooks.start_container() {
-        crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
+        // A hook without an `env` of its own gets the process's, as runc gives it.
+        crate::hooks::run_with_env("startContainer", h, &running_state, &b.env)
+            .map_err(hook_fail)?;
     }
     exec_program(exec, &b.program, &b.env, &cfg.preserve_fds)
 }
