@@ -239,8 +239,18 @@ fn create(
     // Everything that can be checked without touching the system is checked first, so that bad
     // input leaves nothing behind.
     let rootfs = crate::spec::validate(&spec, bundle)?;
-    if !crate::namespaces::is_private(&spec, oci_spec::runtime::LinuxNamespaceType::Mount) {
-        return Err(Error::InvalidConfig("a mount namespace is required".into()));
+    let own_mount_ns =
+        crate::namespaces::is_private(&spec, oci_spec::runtime::LinuxNamespaceType::Mount);
+    if !own_mount_ns
+        && spec.linux().as_ref().is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        })
+    {
+        // As runc: they would be the host's paths.
+        return Err(Error::InvalidConfig(
+            "maskedPaths and readonlyPaths need a mount namespace".into(),
+        ));
     }
     for m in spec.mounts().iter().flatten() {
         if crate::mount::is_bind(m) {
@@ -321,7 +331,12 @@ fn create(
         process: spec.process().clone(),
         resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        rootfs_mount_below: None,
     };
+    if !own_mount_ns {
+        // Recorded before the bind is made, so that a delete after a crash finds it.
+        persisted.rootfs_mount_below = Some(crate::host_rootfs::mount_id(&rootfs)?);
+    }
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
     // atomic claim on the id (exactly one of concurrent creates wins), and a state dir never
@@ -360,8 +375,13 @@ fn create(
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: Some(cgroup.clone()),
+        rootfs_bind: persisted.rootfs_mount_below.map(|b| (rootfs.clone(), b)),
     };
     log::debug!("create {id}: state dir claimed");
+    if persisted.rootfs_mount_below.is_some() {
+        // No mount namespace: the init mounts under this bind, in ours.
+        crate::host_rootfs::bind(&rootfs)?;
+    }
     // The cgroup2 directory now, since the init is cloned into it; the v1 ones while it sets up.
     cgroup.make(true)?;
 
@@ -418,17 +438,27 @@ fn create(
 struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
+    /// Without a mount namespace: the rootfs and the mount id below its bind.
+    rootfs_bind: Option<(PathBuf, u64)>,
 }
 
 impl Undo {
     fn disarm(&mut self) {
         self.dir = None;
         self.cgroup = None;
+        self.rootfs_bind = None;
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
+        if let Some(Err(e)) = self
+            .rootfs_bind
+            .take()
+            .map(|(rootfs, below)| crate::host_rootfs::unbind(&rootfs, below))
+        {
+            log::warn!("cleanup after failed create: {e}");
+        }
         if let Some(Err(e)) = self.cgroup.take().map(|cg| cg.remove()) {
             log::warn!("cleanup after failed create: {e}");
         }
@@ -608,6 +638,10 @@ impl Container {
         // Without a pid namespace of its own, processes can outlive the init.
         signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
         log::debug!("delete {}: processes gone", self.id);
+        if let Some(below) = st.rootfs_mount_below {
+            crate::host_rootfs::unbind(&st.rootfs, below)?;
+            log::debug!("delete {}: rootfs bind detached", self.id);
+        }
         st.cgroup.remove()?;
         log::debug!("delete {}: cgroup directories removed", self.id);
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
@@ -655,11 +689,25 @@ impl Container {
         let (console, own_end) =
             console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
         let cgroup = st.cgroup.sub(&opts.sub_cgroups)?;
+        // Without a mount namespace, the container's root is the init's chroot: its root,
+        // opened while the pidfd shows it is still our init.
+        let root = match st.rootfs_mount_below {
+            Some(_) => {
+                let path = PathBuf::from(format!("/proc/{}/root", st.pid));
+                let fd = open_fd(&path, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+                if poll_fd(&init, 0)? {
+                    return Err(self.bad_status("exec in", Status::Stopped));
+                }
+                Some(fd)
+            }
+            None => None,
+        };
         let pid = process::spawn_exec(&process::ExecConfig {
             process,
             init: &init,
             namespaces,
             pid_namespace,
+            root,
             cgroup: &cgroup,
             console,
             preserve_fds: preserved,

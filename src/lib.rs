@@ -32,6 +32,7 @@ mod container;
 mod error;
 pub mod features;
 pub mod hooks;
+mod host_rootfs;
 pub mod mount;
 pub mod namespaces;
 mod process;

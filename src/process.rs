@@ -364,6 +364,9 @@ pub struct ExecConfig<'a> {
     pub namespaces: libc::c_int,
     /// Whether the init's pid namespace differs from ours.
     pub pid_namespace: bool,
+    /// The init's root, for a container without a mount namespace of its own (whose root is
+    /// a chroot, which joining namespaces does not give).
+    pub root: Option<OwnedFd>,
     pub cgroup: &'a Cgroup,
     pub console: Option<OwnedFd>,
     pub preserve_fds: Vec<i32>,
@@ -483,6 +486,15 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         Errno::result(unsafe { libc::setns(cfg.init.as_raw_fd(), cfg.namespaces) })
             .map_err(|e| fail("join the container's namespaces", "", e))?;
     }
+    if let Some(root) = &cfg.root {
+        // SAFETY: fchdir to our fd, then chroot to the cwd; no memory of ours is touched.
+        unsafe {
+            Errno::result(libc::fchdir(root.as_raw_fd()))
+                .map_err(|e| fail("chdir to the container's root", "", e))?;
+            Errno::result(libc::chroot(c".".as_ptr()))
+                .map_err(|e| fail("chroot to the container's root", "", e))?;
+        }
+    }
     let b = become_process(cfg.process, cfg.console.as_ref(), exec)?;
     send_listener(sock, b.seccomp_listener)?;
     if cfg.join_cgroup_last {
@@ -560,6 +572,10 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
         userns: cfg.namespaces.new_user,
+        own_mount_ns: crate::namespaces::is_private(
+            cfg.spec,
+            oci_spec::runtime::LinuxNamespaceType::Mount,
+        ),
         idmaps: &cfg.namespaces.idmaps,
         no_pivot: cfg.no_pivot,
         in_cgroup: &in_cgroup,

@@ -294,3 +294,149 @@ fn hostname_and_domainname_are_set_in_a_joined_uts_namespace() {
         env.assert_nothing_left(&id);
     }
 }
+
+/// The optional fields (propagation) of the host's `/` in our mountinfo.
+fn root_propagation() -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let sep = f.iter().position(|x| *x == "-").unwrap();
+    f[6..sep].join(" ")
+}
+
+/// Mount points at or below `dir` in our mount namespace.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = dir.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|mp| mp == d || mp.starts_with(&format!("{d}/")))
+        .collect()
+}
+
+/// A config without a mount namespace, as runc runs it: in the runtime's mount namespace,
+/// chrooted into the rootfs, with the config's mounts (the default ones: proc, /dev, sysfs,
+/// cgroup...) made there. Unlike runc, the host's `/` keeps its propagation, and nothing stays
+/// mounted once the container is deleted.
+#[test]
+fn runs_without_a_mount_namespace_and_leaves_nothing_mounted() {
+    let env = Env::new("nomntns");
+    let script = "readlink /proc/self/ns/mnt; ls /; touch /x 2>/dev/null || echo read-only; \
+                  ls /dev/null /sys/fs/cgroup >/dev/null && echo mounts-ok; exec sleep 1000";
+    let mut b = env.bundle("b", &["sh", "-c", script]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    // runc refuses these without a mount namespace (they would be the host's paths).
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    assert_eq!(b.config["root"]["readonly"], json!(true));
+    b.save();
+    let propagation = root_propagation();
+    let id = env.id("c");
+    let out_path = env.dir.join("out");
+    let status = Command::new(BIN)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "-d", "--bundle", b.path_str(), &id])
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(env.dir.join("err")).unwrap())
+        .status()
+        .unwrap();
+    let err = std::fs::read_to_string(env.dir.join("err")).unwrap();
+    assert!(status.success(), "{err}");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the container did not get to sleep"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // The host's mount namespace, the rootfs as root (read-only), the mounts made.
+    let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    assert_eq!(lines[0], host_mnt.to_str().unwrap(), "{out}");
+    assert!(lines.contains(&"bin") && !lines.contains(&"usr"), "{out}");
+    assert!(
+        lines.contains(&"read-only") && lines.contains(&"mounts-ok"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        b.rootfs()
+    );
+    // The host sees them, as with runc; its / keeps its propagation.
+    let under = mounts_under(&b.rootfs());
+    for m in ["", "/proc", "/dev", "/sys"] {
+        let want = format!("{}{m}", b.rootfs().display());
+        assert!(under.contains(&want), "{want} not in {under:?}");
+    }
+    assert_eq!(root_propagation(), propagation);
+    // exec lands in the container's root too.
+    let out = env.cmd(&["exec", &id, "ls", "/"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.lines().any(|l| l == "bin") && !text.contains("usr"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    assert_eq!(mounts_under(&b.rootfs()), Vec::<String>::new());
+    env.assert_nothing_left(&id);
+
+    // maskedPaths or readonlyPaths: refused (as runc), nothing made.
+    b.config["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    b.save();
+    let (code, _, err) = env.run(&b, &id);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("maskedPaths and readonlyPaths need a mount namespace"),
+        "{err}"
+    );
+    env.assert_nothing_left(&id);
+
+    // A failure in the init (a mount the kernel refuses) leaves no mount either.
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/bad", "type": "no-such-fs", "source": "none"}));
+    b.save();
+    let (code, _, err) = env.run(&b, &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/bad"), "{err}");
+    assert_eq!(mounts_under(&b.rootfs()), Vec::<String>::new());
+    env.assert_nothing_left(&id);
+}
+
+/// When the rootfs is a mount point already (an engine's overlay), delete detaches what the
+/// container stacked on it, and not that mount.
+#[test]
+fn without_a_mount_namespace_a_rootfs_mount_point_is_kept() {
+    let env = Env::new("nomntnsmp");
+    let mut b = env.bundle("b", &["sh", "-c", "cat /proc/self/cgroup >/dev/null"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.save();
+    let engine = HostMount::private(&b.rootfs());
+    let before = mounts_under(&b.rootfs());
+    assert_eq!(before.len(), 1);
+    let id = env.id("c");
+    env.run_ok(&b, &id);
+    assert_eq!(mounts_under(&b.rootfs()), before);
+    assert!(!env.root.join(&id).exists());
+    drop(engine);
+    env.assert_nothing_left(&id);
+}
