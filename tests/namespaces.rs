@@ -30,34 +30,6 @@ fn host_view(kind: &str, bind: &Path) -> String {
     format!("{kind}:[{}]", std::fs::metadata(bind).unwrap().ino())
 }
 
-/// A network namespace made by `ip netns add`, deleted when dropped.
-struct IpNetns(String);
-
-impl IpNetns {
-    fn add(name: &str) -> IpNetns {
-        let out = Command::new("ip").args(["netns", "add", name]).output();
-        let out = out.expect("ip (iproute2) is installed by scripts/deps.sh");
-        assert!(
-            out.status.success(),
-            "ip netns add: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        IpNetns(name.to_string())
-    }
-
-    fn path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.0)
-    }
-}
-
-impl Drop for IpNetns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
-    }
-}
-
 #[test]
 fn joins_a_network_namespace_made_by_ip_netns() {
     let env = Env::new("ipnetns");

@@ -510,3 +510,32 @@ impl Drop for HostMount {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// A network namespace made by `ip netns add` (a bind mount at `/run/netns/NAME`), deleted
+/// when dropped, with whatever was made in it (bridges, veths, firewall rules).
+pub struct IpNetns(pub String);
+
+impl IpNetns {
+    pub fn add(name: &str) -> IpNetns {
+        let out = Command::new("ip").args(["netns", "add", name]).output();
+        let out = out.expect("ip (iproute2) is installed by scripts/deps.sh");
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        IpNetns(name.to_string())
+    }
+
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for IpNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
