@@ -267,6 +267,20 @@ fn an_unprivileged_user_runs_a_container() {
     .unwrap();
     let (code, _, err) = as_user(&["run", "-d", &cid]);
     assert_eq!(code, 0, "{err}");
+    let (code, out, _) = as_user(&["state", &cid]);
+    assert_eq!(code, 0);
+    let pid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    // Until it execs, the init is not dumpable and its /proc/PID/ns closed to the user.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not exec"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // exec would have to enter the container's pid namespace, which takes a privilege the
     // user does not have where it is: refused clearly (not supported yet).
     let (code, _, err) = as_user(&["exec", &cid, "id", "-u"]);
@@ -275,11 +289,6 @@ fn an_unprivileged_user_runs_a_container() {
         err.contains("rootless") && err.contains("not supported"),
         "{err}"
     );
-    let (code, out, _) = as_user(&["state", &cid]);
-    assert_eq!(code, 0);
-    let pid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["pid"]
-        .as_i64()
-        .unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(status.contains(&format!("Uid:\t{uid}\t{uid}")), "{status}");
     let (code, _, err) = as_user(&["delete", "--force", &cid]);
