@@ -734,15 +734,15 @@ impl Container {
     pub fn delete_id(root: impl AsRef<Path>, id: &str, force: bool) -> Result<()> {
         let root = root.as_ref();
         // A concurrent delete may remove it before or after we load it.
-        match Container::load(root, id).and_then(|c| c.delete(force)) {
-            Ok(()) => {}
-            Err(Error::NotFound(_)) if force => {}
-            Err(e) => return Err(e),
-        }
-        if force {
+        let result = match Container::load(root, id).and_then(|c| c.delete(force)) {
+            Err(Error::NotFound(_)) if force => Ok(()),
+            r => r,
+        };
+        // A failing poststop hook is reported once the container is gone.
+        if force && matches!(result, Ok(()) | Err(Error::Hook { .. })) {
             state::remove_debris(root, id);
         }
-        Ok(())
+        result
     }
 
     /// Wait for the init to exit. Returns its exit status when it is our child (as with
