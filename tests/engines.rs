@@ -87,6 +87,13 @@ impl Podman<'_> {
     }
 }
 
+/// Whatever a failed test left running goes with it (its storage is under the test's dir).
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+    }
+}
+
 #[test]
 fn podman_runs_containers_through_cofferdam() {
     let env = Env::new("podman");
