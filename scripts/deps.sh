@@ -12,9 +12,15 @@ command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
 # `cofferdam ps` runs the host's ps(1), as runc does.
 command -v ps >/dev/null || need+=(procps)
+# ip(8) makes the network namespaces that tests/namespaces.rs joins by path (`ip netns add`).
+command -v ip >/dev/null || need+=(iproute2)
 # podman (with conmon) drives cofferdam in tests/engines.rs.
 command -v podman >/dev/null || need+=(podman)
 command -v conmon >/dev/null || need+=(conmon)
+# podman's bridge network (tests/engines.rs, inside a network namespace of the test's own):
+# netavark makes the bridge and veths, with iptables rules.
+[ -x /usr/lib/podman/netavark ] || need+=(netavark)
+command -v iptables >/dev/null || need+=(iptables)
 # containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
 command -v containerd >/dev/null || need+=(containerd)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.

@@ -40,7 +40,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     /// Keep the caller's session keyring instead of a new one named after the container.
     pub no_new_keyring: bool,
-    /// Pass fds 3 .. 3+N of the calling process on to the container process.
+    /// Pass fds 3 .. 3+N of the calling process on to the container process: those that are
+    /// open and not close-on-exec (inherited ones; the runtime's own never are).
     pub preserve_fds: u32,
     /// Write the init's pid here once the container is created.
     pub pid_file: Option<PathBuf>,
@@ -64,7 +65,7 @@ pub struct ExecOptions {
     pub own_terminal: bool,
     /// Write the process's pid here once it runs.
     pub pid_file: Option<PathBuf>,
-    /// Pass fds 3 .. 3+N of the calling process on to the process.
+    /// Pass fds 3 .. 3+N of the calling process on to the process (as for create).
     pub preserve_fds: u32,
     /// runc's `--ignore-paused`: exec into a paused container too; the process is set up
     /// and waits, frozen, at its execve until the container is resumed.
@@ -238,8 +239,18 @@ fn create(
     // Everything that can be checked without touching the system is checked first, so that bad
     // input leaves nothing behind.
     let rootfs = crate::spec::validate(&spec, bundle)?;
-    if !crate::namespaces::is_private(&spec, oci_spec::runtime::LinuxNamespaceType::Mount) {
-        return Err(Error::InvalidConfig("a mount namespace is required".into()));
+    let own_mount_ns =
+        crate::namespaces::is_private(&spec, oci_spec::runtime::LinuxNamespaceType::Mount);
+    if !own_mount_ns
+        && spec.linux().as_ref().is_some_and(|l| {
+            l.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+                || l.readonly_paths().as_ref().is_some_and(|p| !p.is_empty())
+        })
+    {
+        // As runc: they would be the host's paths.
+        return Err(Error::InvalidConfig(
+            "maskedPaths and readonlyPaths need a mount namespace".into(),
+        ));
     }
     for m in spec.mounts().iter().flatten() {
         if crate::mount::is_bind(m) {
@@ -257,7 +268,7 @@ fn create(
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
-    check_preserved_fds(opts.preserve_fds + opts.listen_fds)?;
+    let preserved = preserved_fds(opts.preserve_fds + opts.listen_fds);
     let mut spec = spec;
     if opts.listen_fds > 0
         && let Some(p) = spec.process_mut()
@@ -322,7 +333,12 @@ fn create(
             .and_then(|l| l.resources().as_ref())
             .map(crate::cgroups::strip_unset),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        rootfs_mount_below: None,
     };
+    if !own_mount_ns {
+        // Recorded before the bind is made, so that a delete after a crash finds it.
+        persisted.rootfs_mount_below = Some(crate::host_rootfs::mount_id(&rootfs)?);
+    }
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
     // atomic claim on the id (exactly one of concurrent creates wins), and a state dir never
@@ -366,8 +382,13 @@ fn create(
     let mut undo = Undo {
         dir: Some(dir.clone()),
         cgroup: Some(cgroup.clone()),
+        rootfs_bind: persisted.rootfs_mount_below.map(|b| (rootfs.clone(), b)),
     };
     log::debug!("create {id}: state dir claimed");
+    if persisted.rootfs_mount_below.is_some() {
+        // No mount namespace: the init mounts under this bind, in ours.
+        crate::host_rootfs::bind(&rootfs)?;
+    }
     // The cgroup2 directory now, since the init is cloned into it; the v1 ones while it sets up.
     cgroup.make(true)?;
 
@@ -383,7 +404,7 @@ fn create(
         exec_fifo,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        preserve_fds: opts.preserve_fds + opts.listen_fds,
+        preserve_fds: preserved,
         console,
     };
     let pending = process::fork_init(&cfg)?;
@@ -424,17 +445,27 @@ fn create(
 struct Undo {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
+    /// Without a mount namespace: the rootfs and the mount id below its bind.
+    rootfs_bind: Option<(PathBuf, u64)>,
 }
 
 impl Undo {
     fn disarm(&mut self) {
         self.dir = None;
         self.cgroup = None;
+        self.rootfs_bind = None;
     }
 }
 
 impl Drop for Undo {
     fn drop(&mut self) {
+        if let Some(Err(e)) = self
+            .rootfs_bind
+            .take()
+            .map(|(rootfs, below)| crate::host_rootfs::unbind(&rootfs, below))
+        {
+            log::warn!("cleanup after failed create: {e}");
+        }
         if let Some(Err(e)) = self.cgroup.take().map(|cg| cg.remove()) {
             log::warn!("cleanup after failed create: {e}");
         }
@@ -563,7 +594,15 @@ impl Container {
         drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
         log::debug!("started {}", self.id);
-        self.run_late_hooks("poststart", Hooks::poststart, Status::Running);
+        // runc stops at the first failing poststart hook: the container is stopped anyway.
+        let hooks = crate::hooks::run;
+        if let Err(e) = self.run_late_hooks("poststart", Hooks::poststart, Status::Running, hooks) {
+            // As runc: the container is stopped and `start` fails; `delete` removes it. Every
+            // process, since without a pid namespace of its own some can outlive the init.
+            signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
+            kill_and_wait(st.init())?;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -606,13 +645,17 @@ impl Container {
         // Without a pid namespace of its own, processes can outlive the init.
         signal_cgroup(&st.cgroup, Signal::SIGKILL)?;
         log::debug!("delete {}: processes gone", self.id);
+        if let Some(below) = st.rootfs_mount_below {
+            crate::host_rootfs::unbind(&st.rootfs, below)?;
+            log::debug!("delete {}: rootfs bind detached", self.id);
+        }
         st.cgroup.remove()?;
         log::debug!("delete {}: cgroup directories removed", self.id);
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
         drop(lock);
         log::debug!("deleted {} ({status})", self.id);
-        self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped);
-        Ok(())
+        let hooks = crate::hooks::run_all;
+        self.run_late_hooks("poststop", Hooks::poststop, Status::Stopped, hooks)
     }
 
     /// The process of the container's config, as recorded at create: the base of an `exec`
@@ -638,7 +681,7 @@ impl Container {
             return Err(self.bad_status("exec in", status));
         }
         crate::spec::check_args(process)?;
-        check_preserved_fds(opts.preserve_fds)?;
+        let preserved = preserved_fds(opts.preserve_fds);
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
@@ -653,14 +696,28 @@ impl Container {
         let (console, own_end) =
             console_for(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
         let cgroup = st.cgroup.sub(&opts.sub_cgroups)?;
+        // Without a mount namespace, the container's root is the init's chroot: its root,
+        // opened while the pidfd shows it is still our init.
+        let root = match st.rootfs_mount_below {
+            Some(_) => {
+                let path = PathBuf::from(format!("/proc/{}/root", st.pid));
+                let fd = open_fd(&path, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+                if poll_fd(&init, 0)? {
+                    return Err(self.bad_status("exec in", Status::Stopped));
+                }
+                Some(fd)
+            }
+            None => None,
+        };
         let pid = process::spawn_exec(&process::ExecConfig {
             process,
             init: &init,
             namespaces,
             pid_namespace,
+            root,
             cgroup: &cgroup,
             console,
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: preserved,
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
             join_cgroup_last: paused,
@@ -684,15 +741,15 @@ impl Container {
     pub fn delete_id(root: impl AsRef<Path>, id: &str, force: bool) -> Result<()> {
         let root = root.as_ref();
         // A concurrent delete may remove it before or after we load it.
-        match Container::load(root, id).and_then(|c| c.delete(force)) {
-            Ok(()) => {}
-            Err(Error::NotFound(_)) if force => {}
-            Err(e) => return Err(e),
-        }
-        if force {
+        let result = match Container::load(root, id).and_then(|c| c.delete(force)) {
+            Err(Error::NotFound(_)) if force => Ok(()),
+            r => r,
+        };
+        // A failing poststop hook is reported once the container is gone.
+        if force && matches!(result, Ok(()) | Err(Error::Hook { .. })) {
             state::remove_debris(root, id);
         }
-        Ok(())
+        result
     }
 
     /// Wait for the init to exit. Returns its exit status when it is our child (as with
@@ -709,16 +766,19 @@ impl Container {
         }
     }
 
-    /// poststart and poststop: once the container process runs, a failing hook is logged and
-    /// the lifecycle goes on.
+    /// poststart and poststop, the hooks that run once the container process has: their
+    /// failure is returned (for `start` to stop the container, for `delete` to report once it
+    /// is gone), by `run` ([`crate::hooks::run`] or [`crate::hooks::run_all`]).
     fn run_late_hooks(
         &self,
         point: &'static str,
         pick: fn(&Hooks) -> &Option<Vec<Hook>>,
         status: Status,
-    ) {
-        if let Some(hooks) = self.state.hooks.as_ref().and_then(|h| pick(h).as_ref()) {
-            crate::hooks::run_logged(point, hooks, &self.state.hook_json(status));
+        run: fn(&'static str, &[Hook], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        match self.state.hooks.as_ref().and_then(|h| pick(h).as_ref()) {
+            Some(hooks) => run(point, hooks, &self.state.hook_json(status)),
+            None => Ok(()),
         }
     }
 
@@ -806,18 +866,32 @@ fn check_console(terminal: bool, socket: Option<&Path>, own: bool) -> Result<()>
     Ok(())
 }
 
-/// fds 3 .. 3+N must be open in the caller: otherwise the runtime's own fds could take those
-/// numbers and reach the container.
-fn check_preserved_fds(n: u32) -> Result<()> {
-    for fd in 3..3 + n as i32 {
-        // SAFETY: F_GETFD only queries an fd number.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::InvalidConfig(format!(
-                "--preserve-fds {n}: fd {fd} is not open"
-            )));
-        }
+/// The fds among 3 .. 3+N to pass on: those the caller left open for the container, i.e. open
+/// and not close-on-exec. One that is not open is skipped (runc passes whatever it finds); one
+/// that is close-on-exec is the runtime's own (the `--log` file, say, where the caller had a
+/// gap), which must never reach the container.
+fn preserved_fds(n: u32) -> Vec<i32> {
+    if n == 0 {
+        return Vec::new();
     }
-    Ok(())
+    let end = 3 + i64::from(n);
+    let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd >= 3 && i64::from(fd) < end)
+        // SAFETY: F_GETFD only queries an fd number (the directory's own fd is close-on-exec).
+        .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } == 0)
+        .collect();
+    fds.sort_unstable();
+    if fds.len() < n as usize {
+        log::warn!(
+            "--preserve-fds {n}: passing on fds {fds:?} only; the others are not open, or are \
+             the runtime's own"
+        );
+    }
+    fds
 }
 
 /// SIGKILL the init, if it is still alive, and wait until it is gone.

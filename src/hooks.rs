@@ -11,11 +11,16 @@
 //! | poststart       | `start`                 | once the process is released             |
 //! | poststop        | `delete`                | after the container is gone              |
 //!
-//! A failing hook before the container process runs fails the operation; a failing poststart
-//! or poststop hook is logged and the lifecycle goes on, as the spec says.
+//! A failing hook before the container process runs fails the operation. After it, as runc
+//! does: a failing poststart hook fails `start`, which stops the container; a failing poststop
+//! hook fails `delete` once the container is gone and the other poststop hooks have run (the
+//! spec wants those to go on as if it had succeeded). startContainer hooks without an `env`
+//! get the container process's environment, as runc gives them.
 
+use std::ffi::CString;
 use std::io::{Read, Seek, Write};
 use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,36 +31,68 @@ use crate::error::{Error, Result};
 
 /// Run `hooks` in order, stopping at the first failure. `point` names them in errors.
 pub fn run(point: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    run_with_env(point, hooks, state_json, &[])
+}
+
+/// As [`run`], with the environment a hook without its own `env` gets.
+pub fn run_with_env(
+    point: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+    default_env: &[CString],
+) -> Result<()> {
     for (i, h) in hooks.iter().enumerate() {
-        run_one(h, state_json).map_err(|why| Error::Hook {
-            point,
-            index: i,
-            path: h.path().clone(),
-            why,
-        })?;
+        run_one(h, state_json, default_env).map_err(|why| hook_error(point, i, h, why))?;
     }
     Ok(())
 }
 
-/// Run hooks whose failure must not stop the lifecycle; failures are logged.
-pub fn run_logged(point: &'static str, hooks: &[Hook], state_json: &[u8]) {
+/// Run every hook even when one fails (poststop): each failure is logged, and the first one
+/// is returned.
+pub fn run_all(point: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    let mut first = None;
     for (i, h) in hooks.iter().enumerate() {
-        if let Err(why) = run_one(h, state_json) {
-            log::warn!("{point} hook #{i} {}: {why}", h.path().display());
+        if let Err(why) = run_one(h, state_json, &[]) {
+            let e = hook_error(point, i, h, why);
+            log::warn!("{e}");
+            first.get_or_insert(e);
         }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn hook_error(point: &'static str, index: usize, h: &Hook, why: String) -> Error {
+    Error::Hook {
+        point,
+        index,
+        path: h.path().clone(),
+        why,
     }
 }
 
-fn run_one(h: &Hook, state_json: &[u8]) -> std::result::Result<(), String> {
+fn run_one(
+    h: &Hook,
+    state_json: &[u8],
+    default_env: &[CString],
+) -> std::result::Result<(), String> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some(argv0) = args.first() {
         cmd.arg0(argv0);
     }
     cmd.args(args.iter().skip(1)).env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    let own: Vec<&[u8]> = h.env().iter().flatten().map(|e| e.as_bytes()).collect();
+    let env = if own.is_empty() {
+        default_env.iter().map(|e| e.as_bytes()).collect()
+    } else {
+        own
+    };
+    for kv in env {
+        if let Some(eq) = kv.iter().position(|&b| b == b'=') {
+            cmd.env(
+                std::ffi::OsStr::from_bytes(&kv[..eq]),
+                std::ffi::OsStr::from_bytes(&kv[eq + 1..]),
+            );
         }
     }
     // Output goes to one anonymous file: no pipe to drain while we wait, and it is quoted in

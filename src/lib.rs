@@ -38,6 +38,7 @@ mod error;
 pub mod exe_seal;
 pub mod features;
 pub mod hooks;
+mod host_rootfs;
 pub mod mount;
 pub mod namespaces;
 mod process;

@@ -1,8 +1,9 @@
 //! The container's filesystem: the rootfs bind, `mounts`, `/dev`, pivot_root (or MS_MOVE +
 //! chroot), and what is done after it: sysctls, masked and read-only paths, a read-only root.
 //!
-//! Everything here runs in the init, in its new mount namespace, and reports failures as
-//! [`InitError`]s naming the step and the path.
+//! Everything here runs in the init, in the container's mount namespace (or the runtime's, for
+//! a container without one: see `host_rootfs`), and reports failures as [`InitError`]s naming
+//! the step and the path.
 //!
 //! Mount destinations are resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`
 //! against an fd of the rootfs, and mounted through `/proc/self/fd/N` of the opened target: a
@@ -41,6 +42,9 @@ pub struct FsContext<'a> {
     /// In a new user namespace: no mknod (device nodes are bound from the host's), and v1
     /// cgroup hierarchies are bound rather than mounted.
     pub userns: bool,
+    /// The container has a mount namespace of its own (else it shares the runtime's, and
+    /// `create` has bound the rootfs onto itself there: see `host_rootfs`).
+    pub own_mount_ns: bool,
     /// For each mount with `uidMappings`/`gidMappings` (by index): a user namespace with those
     /// maps, made by `create`, whose ids the idmapped bind shows.
     pub idmaps: &'a [(usize, OwnedFd)],
@@ -70,26 +74,32 @@ fn root_propagation(spec: &Spec) -> Step<Option<u64>> {
 /// The container's mounts and /dev, laid out under the rootfs (still seen from the host's
 /// root): everything before [`switch_root`].
 pub fn setup_rootfs(ctx: &FsContext) -> Step {
-    let propagation = root_propagation(ctx.spec)?;
-    // Nothing we mount may propagate back to the host.
-    sys_mount(
-        None,
-        c"/",
-        None,
-        libc::MS_REC | propagation.unwrap_or(libc::MS_SLAVE),
-        None,
-    )
-    .map_err(|e| fail("make / a slave mount", "/", e))?;
-    make_parent_mount_private(ctx.rootfs)?;
-    let rootfs_c = cpath(ctx.rootfs);
-    sys_mount(
-        Some(&rootfs_c),
-        &rootfs_c,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )
-    .map_err(|e| fail("bind the rootfs onto itself", ctx.rootfs, e))?;
+    // Without a mount namespace of our own, the host's propagation is left alone: `create`
+    // has made the rootfs a private bind already.
+    if ctx.own_mount_ns {
+        // Nothing we mount may propagate back to the host. An unbindable root is made so only
+        // at the end (`finalize_rootfs`): the rootfs cannot be bound onto itself out of an
+        // unbindable mount, nor the masked and read-only paths onto themselves.
+        let propagation = root_propagation(ctx.spec)?.filter(|p| p & libc::MS_UNBINDABLE == 0);
+        sys_mount(
+            None,
+            c"/",
+            None,
+            libc::MS_REC | propagation.unwrap_or(libc::MS_SLAVE),
+            None,
+        )
+        .map_err(|e| fail("make / a slave mount", "/", e))?;
+        make_parent_mount_private(ctx.rootfs)?;
+        let rootfs_c = cpath(ctx.rootfs);
+        sys_mount(
+            Some(&rootfs_c),
+            &rootfs_c,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| fail("bind the rootfs onto itself", ctx.rootfs, e))?;
+    }
     let root = open_dir(ctx.rootfs).map_err(|e| fail("open rootfs", ctx.rootfs, e))?;
 
     for (i, m) in ctx.spec.mounts().iter().flatten().enumerate() {
@@ -104,25 +114,30 @@ pub fn setup_rootfs(ctx: &FsContext) -> Step {
     Ok(())
 }
 
-/// Make the rootfs `/`: pivot_root, or MS_MOVE + chroot with `--no-pivot`.
+/// Make the rootfs `/`: pivot_root, or MS_MOVE + chroot with `--no-pivot`, or (without a
+/// mount namespace, as runc does) chroot: pivot_root would move the host's root.
 pub fn switch_root(ctx: &FsContext) -> Step {
-    if ctx.no_pivot {
-        move_root(ctx.rootfs)?;
+    if !ctx.own_mount_ns {
+        chroot_into(ctx.rootfs, false)?;
+    } else if ctx.no_pivot {
+        chroot_into(ctx.rootfs, true)?;
     } else {
         pivot_root(ctx.rootfs)?;
     }
-    if let Some(flag) = root_propagation(ctx.spec)? {
+    if let Some(flag) = root_propagation(ctx.spec)?.filter(|p| p & libc::MS_UNBINDABLE == 0) {
         sys_mount(None, c"/", None, libc::MS_REC | flag, None)
             .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
     }
     Ok(())
 }
 
-/// After pivot_root: sysctls, read-only and masked paths, and finally a read-only root.
+/// After pivot_root: sysctls, read-only and masked paths, an unbindable root, and finally a
+/// read-only root.
 pub fn finalize_rootfs(spec: &Spec) -> Step {
     let Some(linux) = spec.linux() else {
         return readonly_root(spec);
     };
+    let unbindable = root_propagation(spec)?.filter(|p| p & libc::MS_UNBINDABLE != 0);
     if let Some(sysctl) = linux.sysctl() {
         for (key, value) in sysctl {
             write_sysctl(key, value)?;
@@ -137,6 +152,11 @@ pub fn finalize_rootfs(spec: &Spec) -> Step {
         for p in masked {
             mask_path(p, &null)?;
         }
+    }
+    // As given: `unbindable` is the root alone, as with runc; `runbindable` every mount.
+    if let Some(flag) = unbindable {
+        sys_mount(None, c"/", None, flag, None)
+            .map_err(|e| fail("apply rootfsPropagation", "/", e))?;
     }
     readonly_root(spec)
 }
@@ -965,16 +985,18 @@ fn pivot_root(rootfs: &Path) -> Step {
     Ok(())
 }
 
-/// `--no-pivot`: move the rootfs mount over `/` and chroot into it (for ramfs roots, where
-/// pivot_root is impossible).
-fn move_root(rootfs: &Path) -> Step {
+/// chroot into the rootfs. With `move_over_root` (`--no-pivot`, for ramfs roots, where
+/// pivot_root is impossible) the rootfs mount is moved over `/` first.
+fn chroot_into(rootfs: &Path, move_over_root: bool) -> Step {
     let c = cpath(rootfs);
     // SAFETY: plain syscalls on NUL-terminated paths.
     unsafe {
         Errno::result(libc::chdir(c.as_ptr())).map_err(|e| fail("chdir", rootfs, e))?;
     }
-    sys_mount(Some(&c), c"/", None, libc::MS_MOVE, None)
-        .map_err(|e| fail("move rootfs to /", rootfs, e))?;
+    if move_over_root {
+        sys_mount(Some(&c), c"/", None, libc::MS_MOVE, None)
+            .map_err(|e| fail("move rootfs to /", rootfs, e))?;
+    }
     // SAFETY: as above.
     unsafe {
         Errno::result(libc::chroot(c".".as_ptr())).map_err(|e| fail("chroot", rootfs, e))?;

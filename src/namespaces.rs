@@ -218,17 +218,32 @@ impl NamespacePlan {
             unshare(self.unshare, "unshare").map_err(|_| ("unshare namespaces", Errno::last()))?;
         }
         if self.new_time {
-            unshare(libc::CLONE_NEWTIME, "unshare time")
-                .map_err(|_| ("unshare time namespace", Errno::last()))?;
-            if !self.time_offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", &self.time_offsets)
-                    .map_err(|e| ("write /proc/self/timens_offsets", errno_of(&e)))?;
+            if !self.new_user {
+                self.make_time()?;
             }
             // unshare(CLONE_NEWTIME) only affects children; the init itself enters it here.
             let fd = File::open("/proc/self/ns/time_for_children")
                 .map_err(|e| ("open /proc/self/ns/time_for_children", errno_of(&e)))?;
             setns(fd.as_raw_fd(), libc::CLONE_NEWTIME, "setns time")
                 .map_err(|_| ("setns time namespace", Errno::last()))?;
+        }
+        Ok(())
+    }
+
+    /// In the init: a new time namespace for its children, with the config's offsets. Only a
+    /// process that may write `/proc/self/timens_offsets` can set them: the file is the
+    /// process's own only while it is dumpable (else it is the host root's). So in a new user
+    /// namespace the init calls this before it makes itself not dumpable, and [`Self::enter`]
+    /// does it otherwise.
+    pub fn make_time(&self) -> std::result::Result<(), (&'static str, Errno)> {
+        if !self.new_time {
+            return Ok(());
+        }
+        unshare(libc::CLONE_NEWTIME, "unshare time")
+            .map_err(|_| ("unshare time namespace", Errno::last()))?;
+        if !self.time_offsets.is_empty() {
+            std::fs::write("/proc/self/timens_offsets", &self.time_offsets)
+                .map_err(|e| ("write /proc/self/timens_offsets", errno_of(&e)))?;
         }
         Ok(())
     }
@@ -266,29 +281,59 @@ impl Drop for PidNsGuard {
     }
 }
 
-fn open_ns(path: &Path, typ: LinuxNamespaceType) -> Result<OwnedFd> {
-    let file = File::open(path).map_err(|source| Error::Io {
-        op: "open namespace",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // Check the file really is a namespace of this type (the spec type's Display is the
-    // kernel's name: mnt, net, pid...): setns would only say EINVAL much later.
-    let target =
-        std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or_default();
-    check_kind(file, path, &target, &typ.to_string())
+/// The kernel's name of a namespace type (as in `/proc/PID/ns/`), from its clone flag.
+fn kind_name(flag: libc::c_int) -> &'static str {
+    match flag {
+        libc::CLONE_NEWNS => "mnt",
+        libc::CLONE_NEWCGROUP => "cgroup",
+        libc::CLONE_NEWUTS => "uts",
+        libc::CLONE_NEWIPC => "ipc",
+        libc::CLONE_NEWUSER => "user",
+        libc::CLONE_NEWPID => "pid",
+        libc::CLONE_NEWNET => "net",
+        libc::CLONE_NEWTIME => "time",
+        _ => "unknown",
+    }
 }
 
-fn check_kind(file: File, path: &Path, target: &Path, want: &str) -> Result<OwnedFd> {
-    let t = target.to_string_lossy();
-    if t.starts_with(&format!("{want}:[")) {
-        Ok(file.into())
-    } else {
-        Err(Error::InvalidConfig(format!(
-            "namespace path {} is not a {want} namespace",
+/// Open a namespace named by path and check its type. The path may be `/proc/PID/ns/<type>`
+/// or a bind mount of one (`ip netns add` makes `/run/netns/NAME`, CNI and podman make their
+/// own): the type is asked of the file itself (`NS_GET_NSTYPE`), not read from its name.
+fn open_ns(path: &Path, typ: LinuxNamespaceType) -> Result<OwnedFd> {
+    // Non-blocking: a FIFO given by mistake must fail the check, not hang the open.
+    let fd = crate::container::open_fd(
+        path,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+    )
+    .map_err(|e| match e {
+        Error::Io { source, .. } => Error::Io {
+            op: "open namespace",
+            path: path.to_path_buf(),
+            source,
+        },
+        e => e,
+    })?;
+    // _IO(0xb7, 0x3): the CLONE_NEW* flag of the namespace an nsfs file refers to (Linux 4.11).
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl without an argument on an fd we own.
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    let want = typ.to_string();
+    if kind < 0 {
+        // ENOTTY (or EINVAL): the file is not a namespace at all.
+        return Err(Error::InvalidConfig(format!(
+            "namespace path {} is not a namespace (want a {want} namespace: \
+             /proc/PID/ns/{want} or a bind mount of it)",
             path.display()
-        )))
+        )));
     }
+    if kind != flag(typ) {
+        return Err(Error::InvalidConfig(format!(
+            "namespace path {} is a namespace of type {}, not {want}",
+            path.display(),
+            kind_name(kind)
+        )));
+    }
+    Ok(fd)
 }
 
 fn unshare(flags: libc::c_int, op: &'static str) -> Result<()> {

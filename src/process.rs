@@ -63,7 +63,8 @@ pub struct InitConfig<'a> {
     pub exec_fifo: OwnedFd,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: u32,
+    /// The caller's fds that the container process gets (see `container::preserved_fds`).
+    pub preserve_fds: Vec<i32>,
     /// Connected `--console-socket`, when `process.terminal` is set.
     pub console: Option<OwnedFd>,
 }
@@ -369,9 +370,12 @@ pub struct ExecConfig<'a> {
     pub namespaces: libc::c_int,
     /// Whether the init's pid namespace differs from ours.
     pub pid_namespace: bool,
+    /// The init's root, for a container without a mount namespace of its own (whose root is
+    /// a chroot, which joining namespaces does not give).
+    pub root: Option<OwnedFd>,
     pub cgroup: &'a Cgroup,
     pub console: Option<OwnedFd>,
-    pub preserve_fds: u32,
+    pub preserve_fds: Vec<i32>,
     /// The container's seccomp profile, put on the process too.
     pub seccomp: Option<&'a LinuxSeccomp>,
     /// The container's state, for a seccomp agent.
@@ -488,7 +492,16 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         Errno::result(unsafe { libc::setns(cfg.init.as_raw_fd(), cfg.namespaces) })
             .map_err(|e| fail("join the container's namespaces", "", e))?;
     }
-    let b = become_process(cfg.process, cfg.console.as_ref(), exec, cfg.preserve_fds)?;
+    if let Some(root) = &cfg.root {
+        // SAFETY: fchdir to our fd, then chroot to the cwd; no memory of ours is touched.
+        unsafe {
+            Errno::result(libc::fchdir(root.as_raw_fd()))
+                .map_err(|e| fail("chdir to the container's root", "", e))?;
+            Errno::result(libc::chroot(c".".as_ptr()))
+                .map_err(|e| fail("chroot to the container's root", "", e))?;
+        }
+    }
+    let b = become_process(cfg.process, cfg.console.as_ref(), exec, &cfg.preserve_fds)?;
     send_listener(sock, b.seccomp_listener)?;
     if cfg.join_cgroup_last {
         // Paused container: `create` puts us in its frozen cgroup only now, so that we freeze
@@ -538,6 +551,10 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         // Our user namespace has no maps until `create` writes them (before 'G'): only then
         // can we become its root, which the rest of the setup is done as.
         in_cgroup()?;
+        // While still dumpable, our /proc files are our own: the time offsets can be written.
+        cfg.namespaces
+            .make_time()
+            .map_err(|(op, e)| fail(op, "", e))?;
         undumpable()?;
         become_userns_root()?;
     }
@@ -561,6 +578,10 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         cgroup: cfg.cgroup,
         cgroupns: cfg.namespaces.new_cgroup,
         userns: cfg.namespaces.new_user,
+        own_mount_ns: crate::namespaces::is_private(
+            cfg.spec,
+            oci_spec::runtime::LinuxNamespaceType::Mount,
+        ),
         idmaps: &cfg.namespaces.idmaps,
         no_pivot: cfg.no_pivot,
         in_cgroup: &in_cgroup,
@@ -583,7 +604,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     mount::finalize_rootfs(cfg.spec)?;
 
     let process = cfg.spec.process().as_ref().expect("validated by create");
-    let b = become_process(process, cfg.console.as_ref(), exec, cfg.preserve_fds)?;
+    let b = become_process(process, cfg.console.as_ref(), exec, &cfg.preserve_fds)?;
     send_listener(sock, b.seccomp_listener)?;
 
     send(sock, b"R").map_err(|e| fail("send ready", "", e))?;
@@ -604,7 +625,9 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         }
     }
     if let Some(h) = hooks.start_container() {
-        crate::hooks::run("startContainer", h, &running_state).map_err(hook_fail)?;
+        // A hook without an `env` of its own gets the process's, as runc gives it.
+        crate::hooks::run_with_env("startContainer", h, &running_state, &b.env)
+            .map_err(hook_fail)?;
     }
     exec_program(exec, &b.program, &b.env)
 }
@@ -625,7 +648,7 @@ fn become_process(
     process: &Process,
     console: Option<&OwnedFd>,
     exec: &ExecPlan,
-    preserve_fds: u32,
+    preserve_fds: &[i32],
 ) -> Step<Became> {
     if let Some(console) = console {
         crate::terminal::setup(console, process.console_size())?;
@@ -668,7 +691,7 @@ fn become_process(
     let env = exec.env_with_home(process.user().uid());
     // Before the filter too, which may not allow close_range (a profile older than it).
     // Every fd we open from here on is close-on-exec.
-    close_extra_fds(3 + preserve_fds)?;
+    close_extra_fds(preserve_fds)?;
     let seccomp_listener = match &exec.seccomp {
         None => None,
         Some(p) if nnp => install_seccomp(p)?,
@@ -1101,25 +1124,25 @@ fn caps_fail(step: &str, e: caps::errors::CapsError) -> InitError {
     }
 }
 
-/// Mark every fd from `first` up close-on-exec: nothing of the runtime or of the host leaks into
-/// the container (CVE-2024-21626). The preserved fds below `first` lose close-on-exec.
-fn close_extra_fds(first: u32) -> Step {
-    for fd in 3..first {
-        // SAFETY: fcntl on an fd number; an fd that is not open just fails.
-        unsafe { libc::fcntl(fd as libc::c_int, libc::F_SETFD, 0) };
-    }
+/// Mark every fd from 3 up close-on-exec but the preserved ones, which lose it: nothing of the
+/// runtime or of the host leaks into the container (CVE-2024-21626).
+fn close_extra_fds(preserved: &[i32]) -> Step {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own fds.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            first,
+            3u32,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
-    Errno::result(r)
-        .map(drop)
-        .map_err(|e| fail("close_range", "", e))
+    Errno::result(r).map_err(|e| fail("close_range", "", e))?;
+    for &fd in preserved {
+        // SAFETY: fcntl on an fd number the caller passed us open.
+        Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) })
+            .map_err(|e| fail("keep a preserved fd open", fd.to_string(), e))?;
+    }
+    Ok(())
 }
 
 /// The socketpair a parent and its forked child sync over: one message per send, and both ends

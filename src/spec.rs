@@ -76,12 +76,18 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             why: "is the host's root directory",
         });
     }
-    if spec.hostname().is_some()
-        && !crate::namespaces::wants_new(spec, oci_spec::runtime::LinuxNamespaceType::Uts)
-    {
-        return Err(Error::InvalidConfig(
-            "hostname requires a new uts namespace".into(),
-        ));
+    // Set in the container's uts namespace, new or joined (as runc does); without one they
+    // would be the host's.
+    let uts = crate::namespaces::is_private(spec, oci_spec::runtime::LinuxNamespaceType::Uts);
+    for (field, set) in [
+        ("hostname", spec.hostname().is_some()),
+        ("domainname", spec.domainname().is_some()),
+    ] {
+        if set && !uts {
+            return Err(Error::InvalidConfig(format!(
+                "{field} requires a uts namespace"
+            )));
+        }
     }
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         for key in sysctl.keys() {

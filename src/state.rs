@@ -84,6 +84,11 @@ pub struct Persisted {
     /// The config's seccomp profile: `exec` puts it on the new process too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// Without a mount namespace of its own: the id of the mount that was at the rootfs path
+    /// before `create` bound the rootfs onto itself in the runtime's mount namespace. `delete`
+    /// detaches what is stacked above it (see `host_rootfs`); `exec` chroots into the rootfs.
+    #[serde(default)]
+    pub rootfs_mount_below: Option<u64>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.

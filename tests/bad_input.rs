@@ -226,7 +226,7 @@ fn bad_namespace_path() {
     ]);
     b.save();
     let id = env.id("c");
-    expect_failure(&env, &b, &id, "is not a net namespace");
+    expect_failure(&env, &b, &id, "is a namespace of type uts, not net");
     b.config["linux"]["namespaces"] =
         json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": "/nope"}]);
     b.save();

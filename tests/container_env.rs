@@ -534,43 +534,77 @@ fn preserved_fds_reach_the_container_and_others_do_not() {
     env.assert_nothing_left(&id);
 }
 
-/// A mount the test makes on the host, unmounted when dropped (even on failure).
-struct HostMount(std::path::PathBuf);
-
-impl HostMount {
-    fn run(args: &[&str]) {
-        let out = std::process::Command::new("mount")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+#[test]
+fn preserve_fds_passes_on_the_open_ones_and_never_the_runtimes_own() {
+    use std::os::fd::AsRawFd;
+    let env = Env::new("fdgap");
+    let b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "for f in 3 4 5; do readlink /proc/self/fd/$f || echo none; done",
+        ],
+    );
+    let file = env.dir.join("five");
+    std::fs::write(&file, "").unwrap();
+    let five = std::fs::File::open(&file).unwrap();
+    let (r, _w) = nix::unistd::pipe().unwrap();
+    // Sources above the numbers they are put at, so that no dup2 overwrites the other's.
+    let high = |fd: i32| {
+        use std::os::fd::FromRawFd;
+        // SAFETY (test): F_DUPFD_CLOEXEC makes a new fd, owned here.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 50)) }
+    };
+    let (r_hi, five_hi) = (high(r.as_raw_fd()), high(five.as_raw_fd()));
+    let (r_fd, five_fd) = (r_hi.as_raw_fd(), five_hi.as_raw_fd());
+    // fd 4 is a gap in the caller. With --log, the runtime's own log file takes it.
+    for log in [false, true] {
+        let id = env.id(if log { "log" } else { "nolog" });
+        let log_path = env.dir.join("log");
+        let mut cmd = std::process::Command::new(BIN);
+        if log {
+            cmd.arg("--log").arg(&log_path);
+        }
+        cmd.arg("--root").arg(&env.root).args([
+            "run",
+            "--preserve-fds",
+            "3",
+            "--bundle",
+            b.path_str(),
+            &id,
+        ]);
+        // SAFETY (test): dup2 and close in the child between fork and exec are
+        // async-signal-safe.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                libc::dup2(r_fd, 3);
+                libc::dup2(five_fd, 5);
+                libc::close(4);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
         );
-    }
-
-    /// Bind `dir` onto itself and make it shared, so mounts under it propagate to its copies.
-    fn shared(dir: &std::path::Path) -> HostMount {
-        let d = dir.to_str().unwrap();
-        Self::run(&["--bind", d, d]);
-        let m = HostMount(dir.to_path_buf());
-        Self::run(&["--make-rshared", d]);
-        m
-    }
-
-    fn tmpfs(dir: &std::path::Path) -> HostMount {
-        Self::run(&["-t", "tmpfs", "tmpfs", dir.to_str().unwrap()]);
-        HostMount(dir.to_path_buf())
-    }
-}
-
-impl Drop for HostMount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
+        assert!(out.status.success(), "{stderr}");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines[0].starts_with("pipe:["), "{stdout}");
+        assert_eq!(
+            lines[1], "none",
+            "log={log}: fd 4 reached the container: {stdout}"
+        );
+        assert_eq!(lines[2], file.to_str().unwrap(), "{stdout}");
+        if log {
+            let text = std::fs::read_to_string(&log_path).unwrap();
+            assert!(text.contains("passing on fds [3, 5] only"), "{text}");
+        } else {
+            assert!(stderr.contains("passing on fds [3, 5] only"), "{stderr}");
+        }
+        env.assert_nothing_left(&id);
     }
 }
 
@@ -635,6 +669,46 @@ fn rootfs_propagation_is_applied_to_the_root() {
             Some(t) => assert!(optional.iter().any(|f| f.starts_with(t)), "{prop}: {line}"),
             None => assert!(optional.is_empty(), "{prop}: {line}"),
         }
+        env.assert_nothing_left(&id);
+    }
+}
+
+#[test]
+fn unbindable_rootfs_propagation_with_masked_and_readonly_paths() {
+    let env = Env::new("unbindable");
+    // The default config masks and makes read-only paths (binds onto themselves), which an
+    // unbindable mount could not be the source of.
+    let script = "awk '$5 == \"/\" || $5 == \"/proc\" {print $5, $7}' /proc/self/mountinfo; \
+                  mount --bind / /mnt 2>/dev/null && echo bound || echo refused";
+    for (prop, proc_too) in [("unbindable", false), ("runbindable", true)] {
+        let mut b = env.bundle(prop, &["sh", "-c", script]);
+        b.config["linux"]["rootfsPropagation"] = json!(prop);
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+        b.save();
+        assert!(
+            !b.config["linux"]["maskedPaths"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let id = env.id(prop);
+        let out = env.run_ok(&b, &id);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{prop}: {out}");
+        assert!(lines.contains(&"/ unbindable"), "{prop}: {out}");
+        assert_eq!(
+            lines.contains(&"/proc unbindable"),
+            proc_too,
+            "{prop}: {out}"
+        );
+        // The kernel refuses to bind the root anywhere.
+        assert_eq!(lines[2], "refused", "{prop}: {out}");
         env.assert_nothing_left(&id);
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -30,15 +30,52 @@ fn busybox_tarball(env: &Env) -> std::path::PathBuf {
     tar
 }
 
+/// podman with a private storage root and run root (under the test's dir), cgroupfs, and
+/// cofferdam as its runtime.
 struct Podman<'a> {
     env: &'a Env,
     base: Vec<String>,
+    /// Run podman in this network namespace (`nsenter --net=`), so that what its networks make
+    /// (bridges, veths, firewall rules) stays out of the machine's.
+    netns: Option<PathBuf>,
 }
 
 impl Podman<'_> {
+    fn new(env: &Env, netns: Option<PathBuf>) -> Podman<'_> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            panic!("podman is installed by scripts/deps.sh");
+        }
+        let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+        let base: Vec<String> = [
+            "--root",
+            &d("storage"),
+            "--runroot",
+            &d("run"),
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+            "--runtime",
+            BIN,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Podman { env, base, netns }
+    }
+
     /// podman with the arguments; (exit code, stdout, stderr), through files as `Env::cmd`.
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut c = Command::new("podman");
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("podman");
+                c
+            }
+            None => Command::new("podman"),
+        };
         c.args(&self.base).args(args);
         code_out_err(&self.env.output(c))
     }
@@ -50,42 +87,22 @@ impl Podman<'_> {
     }
 }
 
+/// Whatever a failed test left running goes with it (its storage is under the test's dir).
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+    }
+}
+
 #[test]
 fn podman_runs_containers_through_cofferdam() {
     let env = Env::new("podman");
-    if Command::new("podman").arg("--version").output().is_err() {
-        panic!("podman is installed by scripts/deps.sh");
-    }
+    let pm = Podman::new(&env, None);
     // A busybox image, imported from a rootfs tarball.
     let tar = busybox_tarball(&env);
-    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-    let base: Vec<String> = [
-        "--root",
-        &d("storage"),
-        "--runroot",
-        &d("run"),
-        "--storage-driver",
-        "vfs",
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-        "--runtime",
-        BIN,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let pm = Podman { env: &env, base };
     let image = "localhost/cofferdam-test-busybox:latest";
     pm.ok(&["import", tar.to_str().unwrap(), image]);
-    // This machine's root lacks CAP_SYS_RESOURCE: podman's default rlimits (above our hard
-    // limits) cannot be set by any runtime here, so the tests ask for ours.
-    let nofile = format!(
-        "nofile={0}:{0}",
-        hard_limit(libc::RLIMIT_NOFILE).min(1 << 20)
-    );
-    let nproc = format!("nproc={0}:{0}", hard_limit(libc::RLIMIT_NPROC).min(32768));
+    let (nofile, nproc) = ulimits();
     let parent = format!("{}_podman", env.cgroup_prefix);
     let common: Vec<&str> = vec![
         "--ulimit",
@@ -178,6 +195,18 @@ fn podman_runs_containers_through_cofferdam() {
     // Nothing of theirs left: no container, no container cgroup below podman's parent, no
     // process.
     assert_eq!(pm.ok(&["ps", "-a", "-q"]).trim(), "");
+    assert_no_container_cgroups(&env);
+    assert!(processes_in_cgroup(&env.cgroup_prefix).is_empty());
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(env.dir.to_str().unwrap()),
+        "a mount is left"
+    );
+    // podman keeps its cgroup parent; the Env sweeps it (it is under the test's prefix).
+}
+
+/// No container cgroup is left below podman's cgroup parents (the test's prefix).
+fn assert_no_container_cgroups(env: &Env) {
     for dir in env.cgroup_dirs() {
         let subdirs: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
@@ -192,13 +221,154 @@ fn podman_runs_containers_through_cofferdam() {
             dir.display()
         );
     }
+}
+
+/// podman's default bridge network (netavark: a bridge, a veth per container, iptables
+/// rules), all inside a network namespace the test makes and deletes: podman passes each
+/// container's network namespace as a bind mount under /run/netns, which cofferdam joins.
+#[test]
+fn podman_bridge_network_through_cofferdam() {
+    let env = Env::new("podmanbridge");
+    let host_links = || {
+        let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let links_before = host_links();
+    let netns = IpNetns::add(&format!("cofferdam-test-{}-bridge", std::process::id()));
+    let pm = Podman::new(&env, Some(netns.path()));
+    let tar = busybox_tarball(&env);
+    let image = "localhost/cofferdam-test-busybox:latest";
+    pm.ok(&["import", tar.to_str().unwrap(), image]);
+    let (nofile, nproc) = ulimits();
+    let parent = format!("{}_podmanbridge", env.cgroup_prefix);
+    let opts = [
+        "--ulimit",
+        &nofile,
+        "--ulimit",
+        &nproc,
+        "--network",
+        "bridge",
+        "--cgroup-parent",
+        &parent,
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut v = vec![args[0].to_string()];
+        v.extend(opts.iter().map(|s| s.to_string()));
+        v.extend(args[1..].iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: &[&str]| {
+        let v = with(args);
+        pm.run(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    // A server container, and its address on the bridge.
+    let (code, _, err) = run(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        image,
+        "sh",
+        "-c",
+        "echo hello-over-the-bridge | nc -l -p 8080",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ip = pm.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        "srv",
+    ]);
+    let ip = ip.trim().to_string();
+    assert!(ip.starts_with("10.88."), "{ip}");
+    let sandbox = pm.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.SandboxKey}}",
+        "srv",
+    ]);
+    let sandbox = PathBuf::from(sandbox.trim());
+    assert!(sandbox.starts_with("/run/netns"), "{}", sandbox.display());
+
+    // The bridge (there while a container is on it) is in the test's namespace, not the
+    // machine's.
+    let links = Command::new("ip")
+        .args(["-n", &netns.0, "-br", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(links.lines().any(|l| l.starts_with("podman0")), "{links}");
+    assert_eq!(host_links(), links_before);
+
+    // A client: eth0 with an address, the host side of the bridge answers a ping, and the
+    // server answers on its address.
+    let script = format!(
+        "ip -4 -o addr show eth0; ping -c1 -W5 10.88.0.1 >/dev/null && echo gateway-ok; \
+         for i in $(seq 100); do nc -w 5 {ip} 8080 && exit 0; sleep 0.1; done; exit 1"
+    );
+    let (code, out, err) = run(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_RAW",
+        image,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains("eth0") && lines[0].contains("inet 10.88."),
+        "{out}"
+    );
+    assert_eq!(
+        &lines[1..],
+        ["gateway-ok", "hello-over-the-bridge"],
+        "{out}"
+    );
+    pm.ok(&["rm", "-f", "srv"]);
+    assert_eq!(pm.ok(&["ps", "-a", "-q"]).trim(), "");
+    assert!(
+        !sandbox.exists(),
+        "podman's netns {} is left",
+        sandbox.display()
+    );
+    assert_no_container_cgroups(&env);
     assert!(processes_in_cgroup(&env.cgroup_prefix).is_empty());
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
         !mountinfo.contains(env.dir.to_str().unwrap()),
         "a mount is left"
     );
-    // podman keeps its cgroup parent; the Env sweeps it (it is under the test's prefix).
+    drop(netns);
+    assert!(
+        !Path::new(&format!(
+            "/run/netns/cofferdam-test-{}-bridge",
+            std::process::id()
+        ))
+        .exists()
+    );
+    assert_eq!(host_links(), links_before);
+}
+
+/// podman's `--ulimit` options for nofile and nproc at this machine's hard limits: its root
+/// lacks CAP_SYS_RESOURCE, so podman's default rlimits (above them) cannot be set by any
+/// runtime here.
+fn ulimits() -> (String, String) {
+    (
+        format!(
+            "nofile={0}:{0}",
+            hard_limit(libc::RLIMIT_NOFILE).min(1 << 20)
+        ),
+        format!("nproc={0}:{0}", hard_limit(libc::RLIMIT_NPROC).min(32768)),
+    )
 }
 
 fn hard_limit(r: libc::__rlimit_resource_t) -> u64 {

@@ -1,5 +1,7 @@
 //! Hooks at every lifecycle point: order, the state on stdin (with `creating` seen live during
-//! create), and the spec's failure rules (fatal before the process runs, logged after).
+//! create), the environment of startContainer hooks, and what a failure does: it fails the
+//! operation, and after the process runs as runc has it (poststart stops the container,
+//! poststop fails `delete` once all is gone).
 
 mod common;
 
@@ -141,14 +143,96 @@ fn hook_timeout_is_enforced() {
     env.assert_nothing_left(&id);
 }
 
+/// `state` of `id` until it is `want` (or a deadline).
+fn wait_status(env: &Env, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.status(id) != want {
+        assert!(Instant::now() < deadline, "{id} did not become {want}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
-fn failing_poststart_and_poststop_hooks_are_only_logged() {
-    let env = Env::new("hooklogged");
-    let mut b = env.bundle("b", &["sh", "-c", "exit 5"]);
-    b.config["hooks"] =
-        json!({"poststart": [sh_hook("ps", "exit 1")], "poststop": [sh_hook("pst", "exit 1")]});
+fn failing_poststart_hook_fails_start_and_stops_the_container() {
+    let env = Env::new("hookpoststart");
+    let second = env.dir.join("second");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["hooks"] = json!({"poststart": [
+        sh_hook("bad", "echo nope >&2; exit 1"),
+        sh_hook("second", &format!("touch {}", second.display()))
+    ]});
     b.save();
     let id = env.id("c");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let (code, _, err) = code_out_err(&env.cmd(&["start", &id]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("poststart hook #0") && err.contains("nope"),
+        "{err}"
+    );
+    // As runc: the container is stopped (its process killed), the hooks after the failing one
+    // do not run, and `delete` removes it.
+    assert_eq!(env.status(&id), "stopped");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        }
+    );
+    assert!(!second.exists());
+    assert!(env.cmd(&["delete", &id]).status.success());
+    env.assert_nothing_left(&id);
+
+    // A foreground run fails the same way, and leaves nothing.
+    let id = env.id("run");
+    let (code, _, err) = env.run(&b, &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("poststart hook #0"), "{err}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn failing_poststop_hook_fails_delete_once_all_is_gone_and_the_others_ran() {
+    let env = Env::new("hookpoststop");
+    let after = env.dir.join("after");
+    let mut b = env.bundle("b", &["true"]);
+    b.config["hooks"] = json!({"poststop": [
+        sh_hook("bad", "echo nope >&2; exit 1"),
+        sh_hook("after", &format!("touch {}", after.display()))
+    ]});
+    b.save();
+    let id = env.id("c");
+    assert!(
+        env.cmd(&["create", "--bundle", b.path_str(), &id])
+            .status
+            .success()
+    );
+    assert!(env.cmd(&["start", &id]).status.success());
+    wait_status(&env, &id, "stopped");
+    let (code, _, err) = code_out_err(&env.cmd(&["delete", &id]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("poststop hook #0") && err.contains("nope"),
+        "{err}"
+    );
+    assert!(after.exists(), "the next poststop hook ran");
+    env.assert_nothing_left(&id);
+
+    // A foreground run, which deletes, logs it and exits with the container's status (runc).
+    let _ = std::fs::remove_file(&after);
+    b.config["process"]["args"] = json!(["sh", "-c", "exit 5"]);
+    b.save();
+    let id = env.id("run");
     let log = env.dir.join("log.json");
     let out = env.cmd(&[
         "--log",
@@ -160,26 +244,47 @@ fn failing_poststart_and_poststop_hooks_are_only_logged() {
         b.path_str(),
         &id,
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(5),
-        "the container ran and its status came back"
-    );
-    env.assert_nothing_left(&id);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(after.exists());
     let records: Vec<Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for point in ["poststart", "poststop"] {
-        assert!(
-            records.iter().any(|r| r["level"] == "warning"
-                && r["msg"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("{point} hook #0"))),
-            "no {point} warning in {records:?}"
-        );
+    assert!(
+        records.iter().any(|r| r["level"] == "warning"
+            && r["msg"].as_str().unwrap().starts_with("poststop hook #0")),
+        "no poststop warning in {records:?}"
+    );
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn start_container_hooks_get_the_process_environment_unless_they_have_their_own() {
+    let env = Env::new("hookenv");
+    let log = env.dir.join("log");
+    std::fs::create_dir_all(&log).unwrap();
+    let mut b = env.bundle("b", &["true"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/hooklog", "type": "bind", "source": log, "options": ["rbind"]
+    }));
+    b.config["process"]["env"] = json!(["PATH=/bin", "FOO=from-process"]);
+    b.config["hooks"] = json!({"startContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "env > /hooklog/inherited"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "env > /hooklog/own"], "env": ["MINE=1"]}
+    ]});
+    b.save();
+    let id = env.id("c");
+    env.run_ok(&b, &id);
+    let read = |n: &str| std::fs::read_to_string(log.join(n)).unwrap();
+    let inherited = read("inherited");
+    let inherited: Vec<&str> = inherited.lines().collect();
+    // The process's environment, HOME (from the image's /etc/passwd) included.
+    for want in ["PATH=/bin", "FOO=from-process", "HOME=/root"] {
+        assert!(inherited.contains(&want), "{want}: {inherited:?}");
     }
-    assert!(!Path::new(&env.root.join(&id)).exists());
+    let own = read("own");
+    assert!(own.lines().any(|l| l == "MINE=1"), "{own}");
+    assert!(!own.contains("FOO="), "{own}");
+    env.assert_nothing_left(&id);
 }

@@ -107,6 +107,34 @@ fn container_root_is_an_unprivileged_host_uid() {
 }
 
 #[test]
+fn time_namespace_offsets_in_a_user_namespace() {
+    let env = Env::new("usernstime");
+    let mut b = env.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "cut -d' ' -f1 /proc/uptime; readlink /proc/self/ns/time",
+        ],
+    );
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    ns.push(json!({"type": "time"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
+    b.save();
+    let id = env.id("c");
+    let out = env.run_ok(&b, &id);
+    let lines: Vec<&str> = out.lines().collect();
+    let up: f64 = lines[0].parse().unwrap();
+    assert!(up > 86_400_000.0, "boottime offset not applied: {out}");
+    let host = std::fs::read_link("/proc/self/ns/time").unwrap();
+    assert_ne!(lines[1], host.to_string_lossy(), "{out}");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
 fn mappings_without_a_user_namespace_and_the_reverse_are_refused() {
     let env = Env::new("usernsbad");
     let mut b = env.bundle("b", &["true"]);
@@ -202,8 +230,15 @@ fn an_unprivileged_user_runs_a_container() {
     config["process"]["args"] = json!([
         "sh",
         "-c",
-        "id -u; cat /proc/self/uid_map; hostname; ls /dev/null; grep -c . /proc/self/mountinfo"
+        "id -u; cat /proc/self/uid_map; hostname; ls /dev/null; grep -c . /proc/self/mountinfo; \
+         cut -d' ' -f1 /proc/uptime"
     ]);
+    // A time namespace with an offset: the user writes it to its own init.
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400000, "nanosecs": 0}});
     std::fs::write(
         bundle.join("config.json"),
         serde_json::to_vec(&config).unwrap(),
@@ -220,6 +255,7 @@ fn an_unprivileged_user_runs_a_container() {
     );
     assert_eq!(lines[2], "cofferdam", "{out}");
     assert_eq!(lines[3], "/dev/null", "{out}");
+    assert!(lines[5].parse::<f64>().unwrap() > 86_400_000.0, "{out}");
     assert!(!state.join(&cid).exists(), "run leaves no state");
 
     // Detached, with exec, kill and delete, all as the user.
@@ -231,6 +267,20 @@ fn an_unprivileged_user_runs_a_container() {
     .unwrap();
     let (code, _, err) = as_user(&["run", "-d", &cid]);
     assert_eq!(code, 0, "{err}");
+    let (code, out, _) = as_user(&["state", &cid]);
+    assert_eq!(code, 0);
+    let pid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["pid"]
+        .as_i64()
+        .unwrap();
+    // Until it execs, the init is not dumpable and its /proc/PID/ns closed to the user.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not exec"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     // exec would have to enter the container's pid namespace, which takes a privilege the
     // user does not have where it is: refused clearly (not supported yet).
     let (code, _, err) = as_user(&["exec", &cid, "id", "-u"]);
@@ -239,11 +289,6 @@ fn an_unprivileged_user_runs_a_container() {
         err.contains("rootless") && err.contains("not supported"),
         "{err}"
     );
-    let (code, out, _) = as_user(&["state", &cid]);
-    assert_eq!(code, 0);
-    let pid = serde_json::from_str::<serde_json::Value>(&out).unwrap()["pid"]
-        .as_i64()
-        .unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(status.contains(&format!("Uid:\t{uid}\t{uid}")), "{status}");
     let (code, _, err) = as_user(&["delete", "--force", &cid]);

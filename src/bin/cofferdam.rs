@@ -420,7 +420,12 @@ fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
     }
     let status = cofferdam::signal::forward_until_exit(c.pid(), c.take_terminal())?;
     if !a.has("keep") {
-        c.delete(true)?;
+        match c.delete(true) {
+            // As with runc's run: a failing poststop hook (logged by delete) does not hide the
+            // container's status.
+            Ok(()) | Err(Error::Hook { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }

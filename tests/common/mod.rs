@@ -547,3 +547,86 @@ pub fn notif_send(listener: &std::os::fd::OwnedFd, id: u64, error: i32, cont: bo
         std::io::Error::last_os_error()
     );
 }
+
+// ---- mounts the tests make on the host ------------------------------------------------------
+
+/// A mount a test made on the host, unmounted (lazily) when dropped.
+pub struct HostMount(pub PathBuf);
+
+impl HostMount {
+    fn run(args: &[&str]) {
+        let out = Command::new("mount").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "mount {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Bind `dir` onto itself and make it shared, so mounts under it propagate to its copies.
+    pub fn shared(dir: &Path) -> HostMount {
+        let d = dir.to_str().unwrap();
+        Self::run(&["--bind", d, d]);
+        let m = HostMount(dir.to_path_buf());
+        Self::run(&["--make-rshared", d]);
+        m
+    }
+
+    /// Bind `dir` onto itself and make it private: what is mounted below it propagates nowhere
+    /// (the kernel lets a mount namespace's file be bound only where it cannot propagate into
+    /// that namespace).
+    pub fn private(dir: &Path) -> HostMount {
+        let d = dir.to_str().unwrap();
+        Self::run(&["--bind", d, d]);
+        let m = HostMount(dir.to_path_buf());
+        Self::run(&["--make-private", d]);
+        m
+    }
+
+    /// Bind `source` (a file) on `target`, which is created empty.
+    pub fn bind_file(source: &Path, target: &Path) -> HostMount {
+        std::fs::write(target, "").unwrap();
+        Self::run(&["--bind", source.to_str().unwrap(), target.to_str().unwrap()]);
+        HostMount(target.to_path_buf())
+    }
+
+    pub fn tmpfs(dir: &Path) -> HostMount {
+        Self::run(&["-t", "tmpfs", "tmpfs", dir.to_str().unwrap()]);
+        HostMount(dir.to_path_buf())
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A network namespace made by `ip netns add` (a bind mount at `/run/netns/NAME`), deleted
+/// when dropped, with whatever was made in it (bridges, veths, firewall rules).
+pub struct IpNetns(pub String);
+
+impl IpNetns {
+    pub fn add(name: &str) -> IpNetns {
+        let out = Command::new("ip").args(["netns", "add", name]).output();
+        let out = out.expect("ip (iproute2) is installed by scripts/deps.sh");
+        assert!(
+            out.status.success(),
+            "ip netns add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        IpNetns(name.to_string())
+    }
+
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for IpNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
