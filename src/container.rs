@@ -271,6 +271,7 @@ fn create(
         p.set_env(Some(env));
     }
     let namespaces = NamespacePlan::new(&spec)?;
+    crate::spec::check_sysctls(&spec, |typ| namespaces.separate(typ))?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     log::debug!("create {id}: config checked");
     // Rootless: no cgroup is ours to make (none is delegated), so there is none, and a

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
 
@@ -76,11 +76,16 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
             why: "is the host's root directory",
         });
     }
-    if spec.hostname().is_some()
-        && !crate::namespaces::wants_new(spec, oci_spec::runtime::LinuxNamespaceType::Uts)
-    {
+    let new_uts = crate::namespaces::wants_new(spec, LinuxNamespaceType::Uts);
+    if spec.hostname().is_some() && !new_uts {
         return Err(Error::InvalidConfig(
             "hostname requires a new uts namespace".into(),
+        ));
+    }
+    // Without one, setdomainname would rename the host.
+    if spec.domainname().is_some() && !new_uts {
+        return Err(Error::InvalidConfig(
+            "domainname requires a new uts namespace".into(),
         ));
     }
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -94,6 +99,68 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     Ok(rootfs)
+}
+
+/// The namespace a sysctl belongs to, as runc's validator sorts them: the System V IPC and
+/// POSIX message queue ones to ipc, `net.*` to network, `kernel.hostname` and
+/// `kernel.domainname` to uts. None for every other key: those are not namespaced
+/// (`kernel.core_pattern`, `vm.*`...), so whatever namespaces the container has, a write
+/// would change the host's kernel.
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Every `linux.sysctl` key must land in a namespace of the container's own, else its value
+/// is written to the host's kernel (`kernel.core_pattern` = `|/tmp/x` runs a program as root
+/// on the host's next crash). `separate(typ)` says whether the container has a namespace of
+/// that type other than the runtime's own: a new one, or one joined by path that is not ours.
+pub fn check_sysctls(
+    spec: &Spec,
+    separate: impl Fn(LinuxNamespaceType) -> Result<bool>,
+) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    // In order: of several bad keys, the same one is named each time.
+    let mut keys: Vec<&String> = sysctl.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(typ) = sysctl_namespace(key) else {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} is not allowed: it is not namespaced, so it would be written to the host's kernel"
+            )));
+        };
+        if !separate(typ)? {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} is not allowed: it needs a {typ} namespace of the container's own \
+                 (a new one, or one joined by path that is not the runtime's), else it is the host's"
+            )));
+        }
+        if key == "kernel.hostname" && spec.hostname().is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} conflicts with the config's hostname field"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A process must name a program: `args` with a non-empty first entry.
@@ -241,6 +308,27 @@ mod tests {
                 assert!(column > 0);
             }
             other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn sysctls_by_namespace() {
+        use LinuxNamespaceType::*;
+        for (key, ns) in [
+            ("kernel.msgmax", Some(Ipc)),
+            ("kernel.shm_rmid_forced", Some(Ipc)),
+            ("fs.mqueue.msg_max", Some(Ipc)),
+            ("net.ipv4.ip_forward", Some(Network)),
+            ("kernel.hostname", Some(Uts)),
+            ("kernel.domainname", Some(Uts)),
+            ("kernel.core_pattern", None),
+            ("vm.overcommit_memory", None),
+            ("fs.mqueue", None),
+            ("network.x", None),
+            ("kernel.msgmax2", None),
+            ("user.max_user_namespaces", None),
+        ] {
+            assert_eq!(sysctl_namespace(key), ns, "{key}");
         }
     }
 

@@ -1,0 +1,327 @@
+//! Attacks from a config, an image or a local user that would reach the host (issue #10): each
+//! test tries the attack against the real binary and checks from the host that it failed.
+//! Sysctls that are not the container's own, ids that the kernel reads as -1 ("leave
+//! unchanged": the process stays root), and input files that never end.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+/// The value of a sysctl as the host has it (the test runs in the host's namespaces).
+fn host_sysctl(key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read {path}: {e}"))
+        .trim()
+        .to_string()
+}
+
+/// A host sysctl an attack aims at: its value before, checked unchanged by [`Self::assert_same`],
+/// and put back when dropped if a broken runtime changed it, so that a failing test does not
+/// leave the machine (shared with other tests) altered.
+struct HostSysctl {
+    key: &'static str,
+    before: String,
+}
+
+impl HostSysctl {
+    fn new(key: &'static str) -> HostSysctl {
+        HostSysctl {
+            key,
+            before: host_sysctl(key),
+        }
+    }
+
+    /// A value for the attack that differs from the host's: a write would show.
+    fn other(&self, a: &str, b: &str) -> String {
+        if self.before == a { b } else { a }.to_string()
+    }
+
+    fn assert_same(&self, case: &str) {
+        assert_eq!(
+            host_sysctl(self.key),
+            self.before,
+            "{case}: the host's {} changed",
+            self.key
+        );
+    }
+}
+
+impl Drop for HostSysctl {
+    fn drop(&mut self) {
+        if host_sysctl(self.key) != self.before {
+            let path = format!("/proc/sys/{}", self.key.replace('.', "/"));
+            let _ = std::fs::write(path, &self.before);
+        }
+    }
+}
+
+/// Run the binary as [`Env::cmd`] does, with two guards that only a regression meets: a 1 GiB
+/// address space (an input read whole fails there at once instead of exhausting the machine,
+/// and the error is not ours), and a 60 s watchdog (an open that blocks forever fails the test
+/// instead of hanging the suite; the container it leaves is removed with the `Env`).
+fn cmd_bounded(env: &Env, args: &[&str], stdin: Option<std::fs::File>) -> Output {
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (out_path, err_path) = (
+        env.dir.join(format!(".bout-{n}")),
+        env.dir.join(format!(".berr-{n}")),
+    );
+    let mut c = Command::new(BIN);
+    c.arg("--root").arg(&env.root).args(args);
+    c.stdin(stdin.map_or_else(Stdio::null, Stdio::from));
+    // Files, not pipes: `create` hands its stdio to the container.
+    c.stdout(std::fs::File::create(&out_path).unwrap());
+    c.stderr(std::fs::File::create(&err_path).unwrap());
+    // SAFETY: the closure runs between fork and exec and only calls setrlimit, which is
+    // async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let watchdog = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > watchdog {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still runs after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+    };
+    let _ = std::fs::remove_file(out_path);
+    let _ = std::fs::remove_file(err_path);
+    out
+}
+
+/// `create` of `b` must fail before anything is made: status 1, every one of `needles` in the
+/// error, no state root even (it is made after the checks), no cgroup, nothing of `id` left.
+fn expect_refused(env: &Env, b: &Bundle, id: &str, needles: &[&str]) -> String {
+    let out = cmd_bounded(env, &["create", "--bundle", b.path_str(), id], None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "create {id} must fail: {err}");
+    for n in needles {
+        assert!(err.contains(n), "the error should say {n:?}: {err}");
+    }
+    assert!(
+        !env.root.exists(),
+        "refused after the state root was made: {err}"
+    );
+    env.assert_nothing_left(id);
+    err
+}
+
+/// The container's namespace list without `typ`, or with `typ` joined at `path`.
+fn namespaces_with(b: &mut Bundle, typ: &str, path: Option<&str>) {
+    let mut list: Vec<serde_json::Value> = b.config["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != typ)
+        .cloned()
+        .collect();
+    if let Some(p) = path {
+        list.push(json!({"type": typ, "path": p}));
+    }
+    b.config["linux"]["namespaces"] = json!(list);
+}
+
+/// Paths that name the runtime's own namespace of `kind` (net, ipc, uts): `/proc/self/...` as
+/// the runtime reads it, the test's own (the same namespace under another pid, so only the
+/// inode tells), and pid 1's where it is readable and the same as ours.
+fn host_ns_paths(kind: &str) -> Vec<String> {
+    let ours = std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let mut paths = vec![
+        format!("/proc/self/ns/{kind}"),
+        format!("/proc/{}/ns/{kind}", std::process::id()),
+    ];
+    let init = format!("/proc/1/ns/{kind}");
+    if std::fs::read_link(&init).ok() == Some(ours) {
+        paths.push(init);
+    }
+    paths
+}
+
+// ---- 1. sysctls that are not the container's own ----------------------------------------------
+
+/// `kernel.core_pattern` = `|/tmp/x` would make the host's kernel run /tmp/x as root on its
+/// next crash; `vm.overcommit_memory` is the host's too: no namespace holds them, so they are
+/// refused whatever the container's namespaces.
+#[test]
+fn sysctls_of_no_namespace_are_refused() {
+    let env = Env::new("sysctlhost");
+    let core = HostSysctl::new("kernel.core_pattern");
+    let vm = HostSysctl::new("vm.overcommit_memory");
+    let mut b = env.bundle("b", &["true"]);
+    let id = env.id("c");
+    for (sysctl, value) in [(&core, "|/tmp/x".to_string()), (&vm, vm.other("1", "0"))] {
+        b.config["linux"]["sysctl"] = json!({ sysctl.key: value });
+        b.save();
+        expect_refused(
+            &env,
+            &b,
+            &id,
+            &[&format!("sysctl {:?}", sysctl.key), "not namespaced"],
+        );
+        sysctl.assert_same(sysctl.key);
+    }
+}
+
+/// `net.*` written with no network namespace, or with the runtime's own joined by path, would
+/// be the host's.
+#[test]
+fn net_sysctls_need_a_network_namespace_of_the_container() {
+    let env = Env::new("sysctlnet");
+    let host = HostSysctl::new("net.ipv4.tcp_keepalive_time");
+    let mut b = env.bundle("b", &["true"]);
+    b.config["linux"]["sysctl"] = json!({ host.key: host.other("1234", "4321") });
+    let id = env.id("c");
+    let mut cases = vec![None];
+    cases.extend(host_ns_paths("net").into_iter().map(Some));
+    for path in cases {
+        namespaces_with(&mut b, "network", path.as_deref());
+        b.save();
+        expect_refused(
+            &env,
+            &b,
+            &id,
+            &["sysctl \"net.ipv4.tcp_keepalive_time\"", "net namespace"],
+        );
+        host.assert_same(&format!("network namespace {path:?}"));
+    }
+}
+
+/// The System V IPC and mqueue sysctls with no ipc namespace, or the runtime's own joined by
+/// path, would be the host's.
+#[test]
+fn ipc_sysctls_need_an_ipc_namespace_of_the_container() {
+    let env = Env::new("sysctlipc");
+    let host = HostSysctl::new("kernel.msgmax");
+    let mut b = env.bundle("b", &["true"]);
+    b.config["linux"]["sysctl"] = json!({ host.key: host.other("12345", "54321") });
+    let id = env.id("c");
+    let mut cases = vec![None];
+    cases.extend(host_ns_paths("ipc").into_iter().map(Some));
+    for path in cases {
+        namespaces_with(&mut b, "ipc", path.as_deref());
+        b.save();
+        expect_refused(
+            &env,
+            &b,
+            &id,
+            &["sysctl \"kernel.msgmax\"", "ipc namespace"],
+        );
+        host.assert_same(&format!("ipc namespace {path:?}"));
+    }
+}
+
+/// `kernel.domainname` (and the `domainname` field) without a uts namespace of the container's
+/// would rename the host; `kernel.hostname` beside the `hostname` field is a conflict.
+#[test]
+fn uts_sysctls_and_domainname_need_a_uts_namespace() {
+    let env = Env::new("sysctluts");
+    let host = HostSysctl::new("kernel.domainname");
+    let id = env.id("c");
+    let mut b = env.bundle("b", &["true"]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    b.config["linux"]["sysctl"] = json!({ host.key: "attacker.example" });
+    let mut cases = vec![None];
+    cases.extend(host_ns_paths("uts").into_iter().map(Some));
+    for path in cases {
+        namespaces_with(&mut b, "uts", path.as_deref());
+        b.save();
+        expect_refused(
+            &env,
+            &b,
+            &id,
+            &["sysctl \"kernel.domainname\"", "uts namespace"],
+        );
+        host.assert_same(&format!("uts namespace {path:?}"));
+    }
+    // The field, with no uts namespace: setdomainname would rename the host.
+    b.config["linux"].as_object_mut().unwrap().remove("sysctl");
+    b.config["domainname"] = json!("attacker.example");
+    namespaces_with(&mut b, "uts", None);
+    b.save();
+    expect_refused(&env, &b, &id, &["domainname requires a new uts namespace"]);
+    host.assert_same("domainname field");
+    // kernel.hostname beside `hostname`: which one wins would depend on the order of writes.
+    let mut b = env.bundle("b2", &["true"]);
+    b.config["linux"]["sysctl"] = json!({"kernel.hostname": "other"});
+    b.save();
+    expect_refused(
+        &env,
+        &b,
+        &id,
+        &["sysctl \"kernel.hostname\"", "hostname field"],
+    );
+}
+
+/// The control: in the container's own namespaces, new or joined by path (another
+/// container's), `net.*` and the ipc sysctls are written there, and the host's stay.
+#[test]
+fn namespaced_sysctls_are_written_in_the_container_only() {
+    let env = Env::new("sysctlok");
+    let net = HostSysctl::new("net.ipv4.tcp_keepalive_time");
+    let ipc = HostSysctl::new("kernel.msgmax");
+    let (net_value, ipc_value) = (net.other("1234", "4321"), ipc.other("12345", "54321"));
+    let show = "cat /proc/sys/net/ipv4/tcp_keepalive_time /proc/sys/kernel/msgmax";
+    let mut a = env.bundle("a", &["sleep", "1000"]);
+    a.config["linux"]["sysctl"] = json!({ net.key: net_value, ipc.key: ipc_value });
+    a.save();
+    let a_id = env.id("a");
+    let a_pid = env.run_detached(&a, &a_id);
+    let in_a = || {
+        let out = env.cmd(&["exec", &a_id, "sh", "-c", show]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(in_a(), format!("{net_value}\n{ipc_value}\n"));
+    net.assert_same("new network namespace");
+    ipc.assert_same("new ipc namespace");
+
+    // A second container joins the first one's namespaces by path and sets them again.
+    let mut b = env.bundle("b", &["sh", "-c", show]);
+    namespaces_with(&mut b, "network", Some(&format!("/proc/{a_pid}/ns/net")));
+    namespaces_with(&mut b, "ipc", Some(&format!("/proc/{a_pid}/ns/ipc")));
+    let (net_b, ipc_b) = (net.other("2345", "5432"), ipc.other("23456", "65432"));
+    b.config["linux"]["sysctl"] = json!({ net.key: net_b, ipc.key: ipc_b });
+    b.save();
+    let b_id = env.id("b");
+    let out = env.run_ok(&b, &b_id);
+    assert_eq!(out, format!("{net_b}\n{ipc_b}\n"));
+    net.assert_same("joined network namespace");
+    ipc.assert_same("joined ipc namespace");
+    // The first container's were the ones written.
+    assert_eq!(in_a(), format!("{net_b}\n{ipc_b}\n"));
+    assert!(env.cmd(&["delete", "--force", &a_id]).status.success());
+    env.assert_nothing_left(&a_id);
+    env.assert_nothing_left(&b_id);
+}
