@@ -632,6 +632,7 @@ impl Container {
             return Err(self.bad_status("exec in", status));
         }
         crate::spec::check_args(process)?;
+        crate::spec::check_user(process)?;
         check_preserved_fds(opts.preserve_fds)?;
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;

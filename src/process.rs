@@ -964,6 +964,13 @@ fn set_user_and_capabilities(process: &Process) -> Step {
         }
     }
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // create and exec refuse these already (spec::check_user); kept here, at the syscalls,
+    // because 4294967295 is -1 to them, "leave unchanged": the process would stay root.
+    let max = crate::spec::MAX_ID;
+    if user.uid() > max || user.gid() > max || groups.iter().any(|g| *g > max) {
+        let ids = format!("{}:{} {groups:?}", user.uid(), user.gid());
+        return Err(fail("set user (ids above 2147483647)", ids, Errno::EINVAL));
+    }
     // SAFETY: setgroups reads `len` gids from the vector we own; the rest take integers.
     unsafe {
         match Errno::result(libc::setgroups(groups.len(), groups.as_ptr())) {

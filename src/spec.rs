@@ -47,6 +47,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .as_ref()
         .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
     check_args(process)?;
+    check_user(process)?;
     if !process.cwd().is_absolute() {
         return Err(Error::InvalidConfig(format!(
             "process.cwd {:?} must be an absolute path",
@@ -157,6 +158,31 @@ pub fn check_sysctls(
         if key == "kernel.hostname" && spec.hostname().is_some() {
             return Err(Error::InvalidConfig(format!(
                 "sysctl {key:?} conflicts with the config's hostname field"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The largest uid or gid a process may get, as runc's: 2^31 - 1. Above it, 4294967295 is -1
+/// to setresuid/setresgid, "leave unchanged", and the process would stay root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `process.user`: uid, gid and additional gids within 0..=[`MAX_ID`].
+pub fn check_user(process: &oci_spec::runtime::Process) -> Result<()> {
+    let user = process.user();
+    let ids = [("uid", user.uid()), ("gid", user.gid())]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .map(|g| ("additionalGids", *g)),
+        );
+    for (field, id) in ids {
+        if id > MAX_ID {
+            return Err(Error::InvalidConfig(format!(
+                "process.user.{field} {id} is out of range: uids and gids must be in 0-{MAX_ID}"
             )));
         }
     }
@@ -329,6 +355,21 @@ mod tests {
             ("user.max_user_namespaces", None),
         ] {
             assert_eq!(sysctl_namespace(key), ns, "{key}");
+        }
+    }
+
+    #[test]
+    fn ids_above_2147483647_are_refused() {
+        let mut p = oci_spec::runtime::Process::default();
+        p.user_mut().set_uid(MAX_ID);
+        p.user_mut().set_gid(MAX_ID);
+        check_user(&p).unwrap();
+        for (uid, gid, extra) in [(u32::MAX, 0, 0), (0, u32::MAX, 0), (0, 0, MAX_ID + 1)] {
+            p.user_mut().set_uid(uid);
+            p.user_mut().set_gid(gid);
+            p.user_mut().set_additional_gids(Some(vec![extra]));
+            let err = check_user(&p).unwrap_err().to_string();
+            assert!(err.contains("0-2147483647"), "{err}");
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -324,4 +325,163 @@ fn namespaced_sysctls_are_written_in_the_container_only() {
     assert!(env.cmd(&["delete", "--force", &a_id]).status.success());
     env.assert_nothing_left(&a_id);
     env.assert_nothing_left(&b_id);
+}
+
+// ---- 3. ids the kernel reads as -1 ---------------------------------------------------------------
+
+/// uid or gid 4294967295 is -1 to setresuid/setresgid, "leave unchanged": the process would run
+/// as root. Refused in the config, before anything is made, as every id above 2147483647 is.
+/// The process would have written its ids to a host directory; nothing is there.
+#[test]
+fn config_ids_above_2147483647_are_refused() {
+    let env = Env::new("bigid");
+    let out_dir = env.dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // Writable by whichever id the process gets.
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut b = env.bundle("b", &["sh", "-c", "echo $(id -u) $(id -G) > /out/ids"]);
+    b.config["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/out", "type": "bind", "source": out_dir, "options": ["rbind"]}),
+    );
+    let id = env.id("c");
+    for (user, field) in [
+        (json!({"uid": 4294967295u32, "gid": 0}), "uid 4294967295"),
+        (json!({"uid": 1000, "gid": 4294967295u32}), "gid 4294967295"),
+        (
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [4294967295u32]}),
+            "additionalGids 4294967295",
+        ),
+        (json!({"uid": 2147483648u32, "gid": 0}), "uid 2147483648"),
+    ] {
+        b.config["process"]["user"] = user;
+        b.save();
+        expect_refused(
+            &env,
+            &b,
+            &id,
+            &[&format!("process.user.{field}"), "0-2147483647"],
+        );
+        assert!(!out_dir.join("ids").exists(), "the process ran");
+    }
+    // The control: the largest id allowed, and an ordinary one, are what the process gets.
+    for (uid, gid) in [(2147483647u32, 2147483647u32), (1000, 1000)] {
+        b.config["process"]["user"] = json!({"uid": uid, "gid": gid, "additionalGids": [5]});
+        b.save();
+        env.run_ok(&b, &id);
+        let ids = std::fs::read_to_string(out_dir.join("ids")).unwrap();
+        assert_eq!(ids, format!("{uid} {gid} 5\n"));
+        std::fs::remove_file(out_dir.join("ids")).unwrap();
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// The same through `exec`: `-u`, `-u UID:GID`, `-g`, `-p process.json`, and the library's
+/// `Container::exec`. None runs: the process would have written its ids into the rootfs.
+#[test]
+fn exec_ids_above_2147483647_are_refused() {
+    let env = Env::new("bigidexec");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["root"]["readonly"] = json!(false);
+    b.save();
+    // Writable by whichever id the process gets.
+    std::fs::set_permissions(
+        b.rootfs().join("tmp"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let id = env.id("c");
+    env.run_detached(&b, &id);
+    let ids = b.rootfs().join("tmp/ids");
+    let write_ids = ["sh", "-c", "echo $(id -u) $(id -G) > /tmp/ids"];
+    for (flags, needle) in [
+        (&["-u", "4294967295"][..], "--user \"4294967295\""),
+        (&["-u", "0:4294967295"], "--user \"0:4294967295\""),
+        (&["-u", "4294967295:0"], "--user \"4294967295:0\""),
+        (&["--user", "2147483648"], "--user \"2147483648\""),
+        (
+            &["-u", "1000:1000", "-g", "4294967295"],
+            "--additional-gids \"4294967295\"",
+        ),
+    ] {
+        let args: Vec<&str> = ["exec"]
+            .iter()
+            .chain(flags)
+            .chain([id.as_str()].iter())
+            .chain(write_ids.iter())
+            .copied()
+            .collect();
+        let out = env.cmd(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("0-2147483647"),
+            "{flags:?}: {err}"
+        );
+        assert!(!ids.exists(), "{flags:?}: the process ran");
+    }
+    // `--user :4294967295` names no uid: refused as not a number.
+    let out = env.cmd(&[
+        "exec",
+        "-u",
+        ":4294967295",
+        &id,
+        write_ids[0],
+        write_ids[1],
+        write_ids[2],
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be numbers"));
+    assert!(!ids.exists(), "the process ran");
+
+    let p = env.dir.join("process.json");
+    for (user, field) in [
+        (json!({"uid": 4294967295u32, "gid": 0}), "uid 4294967295"),
+        (json!({"uid": 0, "gid": 4294967295u32}), "gid 4294967295"),
+        (
+            json!({"uid": 0, "gid": 0, "additionalGids": [4294967295u32]}),
+            "additionalGids 4294967295",
+        ),
+    ] {
+        let process = json!({"args": write_ids, "cwd": "/", "env": ["PATH=/bin"], "user": user});
+        std::fs::write(&p, process.to_string()).unwrap();
+        let out = env.cmd(&["exec", "-p", p.to_str().unwrap(), &id]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{err}");
+        assert!(
+            err.contains(&format!("process.user.{field}")) && err.contains("0-2147483647"),
+            "{err}"
+        );
+        assert!(!ids.exists(), "-p {user}: the process ran");
+    }
+
+    // The library, as an embedder calls it.
+    let c = cofferdam::Container::load(&env.root, &id).unwrap();
+    let mut process = c.process().cloned().unwrap();
+    process.set_args(Some(write_ids.iter().map(|s| s.to_string()).collect()));
+    process.user_mut().set_uid(u32::MAX);
+    let err = c
+        .exec(&process, &cofferdam::ExecOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("process.user.uid 4294967295"), "{err}");
+    assert!(!ids.exists(), "the library's exec ran the process");
+
+    // The control: legitimate ids, the largest one included, are the process's.
+    for (user, want) in [
+        ("1000:1000", "1000 1000 5\n"),
+        ("2147483647:2147483647", "2147483647 2147483647 5\n"),
+    ] {
+        let mut args = vec!["exec", "-u", user, "-g", "5", &id];
+        args.extend(write_ids);
+        let out = env.cmd(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&ids).unwrap(), want);
+        std::fs::remove_file(&ids).unwrap();
+    }
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    env.assert_nothing_left(&id);
 }

@@ -436,6 +436,11 @@ impl Args {
     }
 }
 
+/// What `exec -u`/`-g` say of an id above [`cofferdam::spec::MAX_ID`].
+fn id_range() -> String {
+    format!("uids and gids must be in 0-{}", cofferdam::spec::MAX_ID)
+}
+
 /// `exec`: options, the id, more options, then the command (after `--` or the first word that
 /// is not an option). The process is `-p FILE`, or the container's own process with the
 /// command and the options applied, as runc builds it.
@@ -485,18 +490,22 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
             }
             if let Some(u) = a.get("user") {
                 let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-                let num = |s: &str| {
-                    s.parse::<u32>()
-                        .map_err(|_| usage(format!("--user {u:?}: uid[:gid] must be numbers")))
+                // 4294967295 is -1 to setresuid, "leave unchanged": the process would stay
+                // root. The library refuses it too; here the message names the flag.
+                let num = |s: &str| match s.parse::<u32>() {
+                    Ok(n) if n <= cofferdam::spec::MAX_ID => Ok(n),
+                    Ok(_) => Err(usage(format!("--user {u:?}: {}", id_range()))),
+                    Err(_) => Err(usage(format!("--user {u:?}: uid[:gid] must be numbers"))),
                 };
                 p.user_mut().set_uid(num(uid)?);
                 p.user_mut().set_gid(num(gid)?);
             }
             let gids = a
                 .all("additional-gids")
-                .map(|g| {
-                    g.parse::<u32>()
-                        .map_err(|_| usage(format!("--additional-gids {g:?} is not a number")))
+                .map(|g| match g.parse::<u32>() {
+                    Ok(n) if n <= cofferdam::spec::MAX_ID => Ok(n),
+                    Ok(_) => Err(usage(format!("--additional-gids {g:?}: {}", id_range()))),
+                    Err(_) => Err(usage(format!("--additional-gids {g:?} is not a number"))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if !gids.is_empty() {
