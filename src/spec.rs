@@ -10,14 +10,58 @@ use crate::error::{Error, Result};
 /// The runtime-spec version this runtime implements and writes into new configs.
 pub const OCI_VERSION: &str = "1.2.0";
 
+/// The largest input file the runtime reads: `config.json`, `exec -p process.json`,
+/// `update -r resources.json`. Real configs are well under 1 MiB (runc's default is 3 KiB,
+/// podman's with its seccomp profile about 40 KiB; Kubernetes caps a whole object at 1.5 MiB),
+/// so 16 MiB refuses none. Parsed, a config takes many times its size: a 16 MiB one made of
+/// 4 million empty `process.args` took 394 MiB at peak in `create` (each is a String, then a
+/// copy in the state, then a C string), one of 880,000 empty mounts 146 MiB. A bound of
+/// gigabytes would still let one file exhaust the machine; this one keeps the worst case to a
+/// few hundred MiB.
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
 /// Read and parse `<bundle>/config.json`. A syntax or type error names the line and column.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
-        path: path.clone(),
-        source,
-    })?;
+    let data = read_input(&path)?;
     parse(&data, &path)
+}
+
+/// Read a whole input file, refusing one larger than [`MAX_INPUT_BYTES`]: a regular file by its
+/// size, before reading any of it; anything else (`/dev/zero`, a pipe) by reading one byte
+/// more than the limit at most.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let read_err = |source| Error::ReadConfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_file() && meta.len() > MAX_INPUT_BYTES {
+        return Err(Error::InputTooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    read_bounded(file, path)
+}
+
+/// Read at most [`MAX_INPUT_BYTES`] from `r` (a file, stdin); more is an error naming `path`.
+pub fn read_bounded(r: impl std::io::Read, path: &Path) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut r.take(MAX_INPUT_BYTES + 1), &mut data).map_err(|source| {
+        Error::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    if data.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::InputTooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    Ok(data)
 }
 
 /// Parse config bytes; `path` only names the file in errors.
@@ -371,6 +415,19 @@ mod tests {
             let err = check_user(&p).unwrap_err().to_string();
             assert!(err.contains("0-2147483647"), "{err}");
         }
+    }
+
+    #[test]
+    fn input_is_read_up_to_the_limit_only() {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let err = read_bounded(zero, Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, Error::InputTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("/dev/zero"), "{err}");
+        let exact = std::io::Read::take(std::io::repeat(b' '), MAX_INPUT_BYTES);
+        assert_eq!(
+            read_bounded(exact, Path::new("x")).unwrap().len() as u64,
+            MAX_INPUT_BYTES
+        );
     }
 
     #[test]

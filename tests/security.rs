@@ -7,9 +7,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cofferdam::spec::MAX_INPUT_BYTES;
 use common::*;
 use serde_json::json;
 
@@ -484,4 +486,168 @@ fn exec_ids_above_2147483647_are_refused() {
     }
     assert!(env.cmd(&["delete", "--force", &id]).status.success());
     env.assert_nothing_left(&id);
+}
+
+// ---- 6. unbounded input ------------------------------------------------------------------
+
+/// What every refusal of a too large input says: the path and the limit.
+fn too_large(path: &Path) -> String {
+    format!(
+        "cannot read {}: it is larger than {} MiB",
+        path.display(),
+        MAX_INPUT_BYTES >> 20
+    )
+}
+
+/// A sparse file of `len` bytes: no disk used, and read whole it would take `len` of memory.
+fn sparse(path: &Path, len: u64) {
+    let _ = std::fs::remove_file(path);
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+/// `config.json` as a link to `/dev/zero` (it never ends) or a 10 GB sparse file would be read
+/// whole into memory. Both are refused, at the limit, with the path and the limit named, and
+/// under a 1 GiB address space (a read whole would fail otherwise). A valid config padded to
+/// exactly the limit is still read.
+#[test]
+fn config_files_above_the_limit_are_refused() {
+    let env = Env::new("bigconfig");
+    let b = env.bundle("b", &["true"]);
+    let config = b.path.join("config.json");
+    let valid = std::fs::read(&config).unwrap();
+    let id = env.id("c");
+
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    let t = std::time::Instant::now();
+    expect_refused(&env, &b, &id, &[&too_large(&config)]);
+    eprintln!("config.json -> /dev/zero refused in {:?}", t.elapsed());
+
+    std::fs::remove_file(&config).unwrap();
+    sparse(&config, 10 << 30);
+    let t = std::time::Instant::now();
+    expect_refused(&env, &b, &id, &[&too_large(&config)]);
+    eprintln!("a 10 GB config.json refused in {:?}", t.elapsed());
+    sparse(&config, MAX_INPUT_BYTES + 1);
+    expect_refused(&env, &b, &id, &[&too_large(&config)]);
+
+    // At the limit exactly: the config, then spaces, which JSON allows.
+    let mut padded = valid;
+    padded.resize(MAX_INPUT_BYTES as usize, b' ');
+    std::fs::write(&config, &padded).unwrap();
+    let out = cmd_bounded(&env, &["run", "--bundle", b.path_str(), &id], None);
+    assert!(
+        out.status.success(),
+        "a config of exactly the limit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_nothing_left(&id);
+}
+
+/// `exec -p` and `update -r` take files (and `update -r -` stdin) too: `/dev/zero` and a
+/// sparse file above the limit are refused; the container is untouched and nothing runs.
+#[test]
+fn exec_and_update_files_above_the_limit_are_refused() {
+    let env = Env::new("bigprocess");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 100});
+    b.save();
+    let id = env.id("c");
+    let pid = env.run_detached(&b, &id);
+    let zero = env.dir.join("zero.json");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let big = env.dir.join("big.json");
+    sparse(&big, 10 << 30);
+    for file in [&zero, &big] {
+        let f = file.to_str().unwrap();
+        let out = cmd_bounded(&env, &["exec", "-p", f, &id], None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "exec -p {f}: {err}");
+        assert!(err.contains(&too_large(file)), "exec -p {f}: {err}");
+        let out = cmd_bounded(&env, &["update", "-r", f, &id], None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "update -r {f}: {err}");
+        assert!(err.contains(&too_large(file)), "update -r {f}: {err}");
+    }
+    let zero_in = std::fs::File::open("/dev/zero").unwrap();
+    let out = cmd_bounded(&env, &["update", "-r", "-", &id], Some(zero_in));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "update -r - < /dev/zero: {err}");
+    assert!(err.contains(&too_large(Path::new("stdin"))), "{err}");
+    // The container is as it was: the same init, running, with no other process.
+    assert_eq!(env.status(&id), "running");
+    assert_eq!(env.state(&id)["pid"].as_i64(), Some(pid as i64));
+    let out = env.cmd(&["ps", "-f", "json", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("[{pid}]")
+    );
+    assert!(env.cmd(&["delete", "--force", &id]).status.success());
+    env.assert_nothing_left(&id);
+}
+
+/// The most the container's cgroup ever used, from the host (`events --stats`: v1's
+/// `memory.max_usage_in_bytes`, v2's `memory.peak`; 0 where the kernel keeps no peak).
+fn peak_memory(env: &Env, id: &str) -> u64 {
+    let out = env.cmd(&["events", "--stats", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ev: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ev["data"]["memory"]["usage"]["max"].as_u64().unwrap_or(0)
+}
+
+/// The image's `/etc/passwd` is read for `HOME` when the config sets none. A link to
+/// `/dev/zero` never ends, a FIFO blocks its reader forever, a sparse file of 512 MiB would be
+/// read whole. None of them is read past the input limit: the container's process and an exec
+/// get HOME=/, at once, and the container's cgroup never held much more than the limit.
+#[test]
+fn an_image_passwd_that_never_ends_is_not_read() {
+    let env = Env::new("passwdzero");
+    let id = env.id("c");
+    for kind in ["zero", "fifo", "sparse"] {
+        let mut b = env.bundle(kind, &["sh", "-c", "echo $HOME"]);
+        let passwd = b.rootfs().join("etc/passwd");
+        std::fs::remove_file(&passwd).unwrap();
+        match kind {
+            "zero" => std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap(),
+            "fifo" => nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644))
+                .unwrap(),
+            _ => sparse(&passwd, 512 << 20),
+        }
+        let out = cmd_bounded(&env, &["run", "--bundle", b.path_str(), &id], None);
+        let (code, stdout, stderr) = code_out_err(&out);
+        assert_eq!((code, stdout.as_str()), (0, "/\n"), "{kind}: {stderr}");
+        env.assert_nothing_left(&id);
+
+        b.config["process"]["args"] = json!(["sleep", "1000"]);
+        b.save();
+        let out = cmd_bounded(&env, &["run", "-d", "--bundle", b.path_str(), &id], None);
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cmd_bounded(&env, &["exec", &id, "sh", "-c", "echo $HOME"], None);
+        let (code, stdout, stderr) = code_out_err(&out);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "/\n"),
+            "exec, {kind}: {stderr}"
+        );
+        // The init's and the exec's reads were charged to the container's cgroup.
+        let peak = peak_memory(&env, &id);
+        eprintln!(
+            "{kind}: the container's memory peaked at {} KiB",
+            peak >> 10
+        );
+        assert!(
+            peak < 4 * MAX_INPUT_BYTES,
+            "{kind}: the container's memory peaked at {peak} bytes"
+        );
+        assert!(env.cmd(&["delete", "--force", &id]).status.success());
+        env.assert_nothing_left(&id);
+    }
 }

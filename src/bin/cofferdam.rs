@@ -459,10 +459,7 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
 
     let process: Process = match a.get("process") {
         Some(path) => {
-            let data = std::fs::read(path).map_err(|source| Error::ReadConfig {
-                path: path.into(),
-                source,
-            })?;
+            let data = cofferdam::spec::read_input(path.as_ref())?;
             serde_json::from_slice(&data).map_err(|e| Error::MalformedConfig {
                 path: path.into(),
                 line: e.line(),
@@ -713,15 +710,10 @@ fn update_resources(a: &Args) -> Result<cofferdam::oci_spec::runtime::LinuxResou
     };
     if let Some(file) = a.get("resources") {
         let data = if file == "-" {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+            cofferdam::spec::read_bounded(std::io::stdin(), "stdin".as_ref())?
         } else {
-            std::fs::read(file)
-        }
-        .map_err(|source| Error::ReadConfig {
-            path: file.into(),
-            source,
-        })?;
+            cofferdam::spec::read_input(file.as_ref())?
+        };
         return serde_json::from_slice(&data).map_err(|e| {
             Error::MalformedConfig {
                 path: file.into(),
