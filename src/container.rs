@@ -282,6 +282,7 @@ fn create(
         p.set_env(Some(env));
     }
     let namespaces = NamespacePlan::new(&spec)?;
+    crate::spec::check_sysctls(&spec, |typ| namespaces.separate(typ))?;
     let explicit_cgroup = spec.linux().as_ref().and_then(|l| l.cgroups_path().clone());
     log::debug!("create {id}: config checked");
     // Rootless: no cgroup is ours to make (none is delegated), so there is none, and a
@@ -681,6 +682,7 @@ impl Container {
             return Err(self.bad_status("exec in", status));
         }
         crate::spec::check_args(process)?;
+        crate::spec::check_user(process)?;
         let preserved = preserved_fds(opts.preserve_fds);
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;

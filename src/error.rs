@@ -30,6 +30,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "cannot read {path}: it is larger than {mib} MiB, the limit for an input file",
+        mib = .limit >> 20
+    )]
+    InputTooLarge { path: PathBuf, limit: u64 },
+
     #[error("malformed {path} at line {line}, column {column}: {msg}")]
     MalformedConfig {
         path: PathBuf,

@@ -188,6 +188,37 @@ impl NamespacePlan {
         Ok(plan)
     }
 
+    /// Whether the container gets a namespace of this type other than the runtime's own: a new
+    /// one, or one joined by path that is not the one this process is in. A config naming
+    /// `/proc/1/ns/net` or `/proc/self/ns/net` joins the host's, which separates nothing; the
+    /// inode of the very fd the init will join is compared with ours, as runc compares the
+    /// path's for the network namespace.
+    pub fn separate(&self, typ: LinuxNamespaceType) -> Result<bool> {
+        let new = match typ {
+            LinuxNamespaceType::Pid => self.new_pid,
+            LinuxNamespaceType::Cgroup => self.new_cgroup,
+            LinuxNamespaceType::Time => self.new_time,
+            LinuxNamespaceType::User => self.new_user,
+            t => self.unshare & flag(t) != 0,
+        };
+        let joined = match typ {
+            LinuxNamespaceType::Pid => self.join_pid.as_ref(),
+            t => self.join.iter().find(|(j, _)| *j == t).map(|(_, fd)| fd),
+        };
+        let Some(fd) = joined else {
+            return Ok(new);
+        };
+        let own = format!("/proc/self/ns/{typ}");
+        let ours = nix::sys::stat::stat(own.as_str()).map_err(|errno| Error::Io {
+            op: "stat",
+            path: own.into(),
+            source: errno.into(),
+        })?;
+        let theirs = nix::sys::stat::fstat(fd)
+            .map_err(crate::error::sys_err("fstat a namespace joined by path"))?;
+        Ok((ours.st_dev, ours.st_ino) != (theirs.st_dev, theirs.st_ino))
+    }
+
     /// With a new user namespace: the namespaces besides it that the clone making the init
     /// ([`fork_into`]) makes too: a new pid namespace, so that the user namespace owns it.
     pub fn clone_flags(&self) -> libc::c_int {

@@ -863,15 +863,7 @@ impl ExecPlan {
     fn env_with_home(&self, uid: u32) -> Vec<CString> {
         let mut env = self.env.clone();
         if !self.has_home {
-            let home = std::fs::read_to_string("/etc/passwd")
-                .ok()
-                .and_then(|t| {
-                    t.lines().find_map(|l| {
-                        let f: Vec<&str> = l.split(':').collect();
-                        (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
-                    })
-                })
-                .unwrap_or_else(|| "/".into());
+            let home = passwd_home(uid).unwrap_or_else(|| "/".into());
             env.push(CString::new(format!("HOME={home}")).unwrap_or_default());
         }
         env
@@ -936,6 +928,31 @@ fn apply_lsm_label(process: &Process) -> Step {
 
 fn setgroups_denied() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// The home directory of `uid` in the container's `/etc/passwd`. That file is the image's: it
+/// is read only if it is a regular file (a FIFO would block the process forever, a link to
+/// `/dev/zero` never ends), and no further than the runtime reads any input file.
+fn passwd_home(uid: u32) -> Option<String> {
+    use std::io::BufRead;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/etc/passwd")
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let limited = std::io::Read::take(file, crate::spec::MAX_INPUT_BYTES);
+    std::io::BufReader::new(limited)
+        .split(b'\n')
+        .map_while(|l| l.ok())
+        .find_map(|l| {
+            let l = String::from_utf8_lossy(&l);
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 5 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+        })
 }
 
 /// In a new user namespace, once mapped: uid and gid 0 there (any capability it has already).
@@ -1038,6 +1055,13 @@ fn set_user(process: &Process, caps: Option<&CapSets>) -> Step {
         }
     }
     let groups: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
+    // create and exec refuse these already (spec::check_user); kept here, at the syscalls,
+    // because 4294967295 is -1 to them, "leave unchanged": the process would stay root.
+    let max = crate::spec::MAX_ID;
+    if user.uid() > max || user.gid() > max || groups.iter().any(|g| *g > max) {
+        let ids = format!("{}:{} {groups:?}", user.uid(), user.gid());
+        return Err(fail("set user (ids above 2147483647)", ids, Errno::EINVAL));
+    }
     // SAFETY: setgroups reads `len` gids from the vector we own; the rest take integers.
     unsafe {
         match Errno::result(libc::setgroups(groups.len(), groups.as_ptr())) {

@@ -3,21 +3,65 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
 
 /// The runtime-spec version this runtime implements and writes into new configs.
 pub const OCI_VERSION: &str = "1.2.0";
 
+/// The largest input file the runtime reads: `config.json`, `exec -p process.json`,
+/// `update -r resources.json`. Real configs are well under 1 MiB (runc's default is 3 KiB,
+/// podman's with its seccomp profile about 40 KiB; Kubernetes caps a whole object at 1.5 MiB),
+/// so 16 MiB refuses none. Parsed, a config takes many times its size: a 16 MiB one made of
+/// 4 million empty `process.args` took 394 MiB at peak in `create` (each is a String, then a
+/// copy in the state, then a C string), one of 880,000 empty mounts 146 MiB. A bound of
+/// gigabytes would still let one file exhaust the machine; this one keeps the worst case to a
+/// few hundred MiB.
+pub const MAX_INPUT_BYTES: u64 = 16 << 20;
+
 /// Read and parse `<bundle>/config.json`. A syntax or type error names the line and column.
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|source| Error::ReadConfig {
-        path: path.clone(),
-        source,
-    })?;
+    let data = read_input(&path)?;
     parse(&data, &path)
+}
+
+/// Read a whole input file, refusing one larger than [`MAX_INPUT_BYTES`]: a regular file by its
+/// size, before reading any of it; anything else (`/dev/zero`, a pipe) by reading one byte
+/// more than the limit at most.
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    let read_err = |source| Error::ReadConfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if meta.is_file() && meta.len() > MAX_INPUT_BYTES {
+        return Err(Error::InputTooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    read_bounded(file, path)
+}
+
+/// Read at most [`MAX_INPUT_BYTES`] from `r` (a file, stdin); more is an error naming `path`.
+pub fn read_bounded(r: impl std::io::Read, path: &Path) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut r.take(MAX_INPUT_BYTES + 1), &mut data).map_err(|source| {
+        Error::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    if data.len() as u64 > MAX_INPUT_BYTES {
+        return Err(Error::InputTooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_INPUT_BYTES,
+        });
+    }
+    Ok(data)
 }
 
 /// Parse config bytes; `path` only names the file in errors.
@@ -47,6 +91,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .as_ref()
         .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
     check_args(process)?;
+    check_user(process)?;
     if !process.cwd().is_absolute() {
         return Err(Error::InvalidConfig(format!(
             "process.cwd {:?} must be an absolute path",
@@ -100,6 +145,93 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         }
     }
     Ok(rootfs)
+}
+
+/// The namespace a sysctl belongs to, as runc's validator sorts them: the System V IPC and
+/// POSIX message queue ones to ipc, `net.*` to network, `kernel.hostname` and
+/// `kernel.domainname` to uts. None for every other key: those are not namespaced
+/// (`kernel.core_pattern`, `vm.*`...), so whatever namespaces the container has, a write
+/// would change the host's kernel.
+pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some(LinuxNamespaceType::Ipc)
+    } else if key.starts_with("net.") {
+        Some(LinuxNamespaceType::Network)
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some(LinuxNamespaceType::Uts)
+    } else {
+        None
+    }
+}
+
+/// Every `linux.sysctl` key must land in a namespace of the container's own, else its value
+/// is written to the host's kernel (`kernel.core_pattern` = `|/tmp/x` runs a program as root
+/// on the host's next crash). `separate(typ)` says whether the container has a namespace of
+/// that type other than the runtime's own: a new one, or one joined by path that is not ours.
+pub fn check_sysctls(
+    spec: &Spec,
+    separate: impl Fn(LinuxNamespaceType) -> Result<bool>,
+) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    // In order: of several bad keys, the same one is named each time.
+    let mut keys: Vec<&String> = sysctl.keys().collect();
+    keys.sort();
+    for key in keys {
+        let Some(typ) = sysctl_namespace(key) else {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} is not allowed: it is not namespaced, so it would be written to the host's kernel"
+            )));
+        };
+        if !separate(typ)? {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} is not allowed: it needs a {typ} namespace of the container's own \
+                 (a new one, or one joined by path that is not the runtime's), else it is the host's"
+            )));
+        }
+        if key == "kernel.hostname" && spec.hostname().is_some() {
+            return Err(Error::InvalidConfig(format!(
+                "sysctl {key:?} conflicts with the config's hostname field"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The largest uid or gid a process may get, as runc's: 2^31 - 1. Above it, 4294967295 is -1
+/// to setresuid/setresgid, "leave unchanged", and the process would stay root.
+pub const MAX_ID: u32 = i32::MAX as u32;
+
+/// `process.user`: uid, gid and additional gids within 0..=[`MAX_ID`].
+pub fn check_user(process: &oci_spec::runtime::Process) -> Result<()> {
+    let user = process.user();
+    let ids = [("uid", user.uid()), ("gid", user.gid())]
+        .into_iter()
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .map(|g| ("additionalGids", *g)),
+        );
+    for (field, id) in ids {
+        if id > MAX_ID {
+            return Err(Error::InvalidConfig(format!(
+                "process.user.{field} {id} is out of range: uids and gids must be in 0-{MAX_ID}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A process must name a program: `args` with a non-empty first entry.
@@ -248,6 +380,55 @@ mod tests {
             }
             other => panic!("unexpected {other}"),
         }
+    }
+
+    #[test]
+    fn sysctls_by_namespace() {
+        use LinuxNamespaceType::*;
+        for (key, ns) in [
+            ("kernel.msgmax", Some(Ipc)),
+            ("kernel.shm_rmid_forced", Some(Ipc)),
+            ("fs.mqueue.msg_max", Some(Ipc)),
+            ("net.ipv4.ip_forward", Some(Network)),
+            ("kernel.hostname", Some(Uts)),
+            ("kernel.domainname", Some(Uts)),
+            ("kernel.core_pattern", None),
+            ("vm.overcommit_memory", None),
+            ("fs.mqueue", None),
+            ("network.x", None),
+            ("kernel.msgmax2", None),
+            ("user.max_user_namespaces", None),
+        ] {
+            assert_eq!(sysctl_namespace(key), ns, "{key}");
+        }
+    }
+
+    #[test]
+    fn ids_above_2147483647_are_refused() {
+        let mut p = oci_spec::runtime::Process::default();
+        p.user_mut().set_uid(MAX_ID);
+        p.user_mut().set_gid(MAX_ID);
+        check_user(&p).unwrap();
+        for (uid, gid, extra) in [(u32::MAX, 0, 0), (0, u32::MAX, 0), (0, 0, MAX_ID + 1)] {
+            p.user_mut().set_uid(uid);
+            p.user_mut().set_gid(gid);
+            p.user_mut().set_additional_gids(Some(vec![extra]));
+            let err = check_user(&p).unwrap_err().to_string();
+            assert!(err.contains("0-2147483647"), "{err}");
+        }
+    }
+
+    #[test]
+    fn input_is_read_up_to_the_limit_only() {
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let err = read_bounded(zero, Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, Error::InputTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("/dev/zero"), "{err}");
+        let exact = std::io::Read::take(std::io::repeat(b' '), MAX_INPUT_BYTES);
+        assert_eq!(
+            read_bounded(exact, Path::new("x")).unwrap().len() as u64,
+            MAX_INPUT_BYTES
+        );
     }
 
     #[test]

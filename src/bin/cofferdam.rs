@@ -449,6 +449,11 @@ impl Args {
     }
 }
 
+/// What `exec -u`/`-g` say of an id above [`cofferdam::spec::MAX_ID`].
+fn id_range() -> String {
+    format!("uids and gids must be in 0-{}", cofferdam::spec::MAX_ID)
+}
+
 /// `exec`: options, the id, more options, then the command (after `--` or the first word that
 /// is not an option). The process is `-p FILE`, or the container's own process with the
 /// command and the options applied, as runc builds it.
@@ -467,10 +472,7 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
 
     let process: Process = match a.get("process") {
         Some(path) => {
-            let data = std::fs::read(path).map_err(|source| Error::ReadConfig {
-                path: path.into(),
-                source,
-            })?;
+            let data = cofferdam::spec::read_input(path.as_ref())?;
             serde_json::from_slice(&data).map_err(|e| Error::MalformedConfig {
                 path: path.into(),
                 line: e.line(),
@@ -498,18 +500,22 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
             }
             if let Some(u) = a.get("user") {
                 let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
-                let num = |s: &str| {
-                    s.parse::<u32>()
-                        .map_err(|_| usage(format!("--user {u:?}: uid[:gid] must be numbers")))
+                // 4294967295 is -1 to setresuid, "leave unchanged": the process would stay
+                // root. The library refuses it too; here the message names the flag.
+                let num = |s: &str| match s.parse::<u32>() {
+                    Ok(n) if n <= cofferdam::spec::MAX_ID => Ok(n),
+                    Ok(_) => Err(usage(format!("--user {u:?}: {}", id_range()))),
+                    Err(_) => Err(usage(format!("--user {u:?}: uid[:gid] must be numbers"))),
                 };
                 p.user_mut().set_uid(num(uid)?);
                 p.user_mut().set_gid(num(gid)?);
             }
             let gids = a
                 .all("additional-gids")
-                .map(|g| {
-                    g.parse::<u32>()
-                        .map_err(|_| usage(format!("--additional-gids {g:?} is not a number")))
+                .map(|g| match g.parse::<u32>() {
+                    Ok(n) if n <= cofferdam::spec::MAX_ID => Ok(n),
+                    Ok(_) => Err(usage(format!("--additional-gids {g:?}: {}", id_range()))),
+                    Err(_) => Err(usage(format!("--additional-gids {g:?} is not a number"))),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if !gids.is_empty() {
@@ -719,15 +725,10 @@ fn update_resources(a: &Args) -> Result<cofferdam::oci_spec::runtime::LinuxResou
     };
     if let Some(file) = a.get("resources") {
         let data = if file == "-" {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+            cofferdam::spec::read_bounded(std::io::stdin(), "stdin".as_ref())?
         } else {
-            std::fs::read(file)
-        }
-        .map_err(|source| Error::ReadConfig {
-            path: file.into(),
-            source,
-        })?;
+            cofferdam::spec::read_input(file.as_ref())?
+        };
         return serde_json::from_slice(&data).map_err(|e| {
             Error::MalformedConfig {
                 path: file.into(),
