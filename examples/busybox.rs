@@ -14,7 +14,7 @@ use cofferdam::{ContainerBuilder, default_spec};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // First, while this program has one thread: run from a read-only view of our own binary,
     // so that no container can rewrite it (CVE-2019-5736; this may re-execute the program).
-    cofferdam::exe_seal::reexec_sealed(&std::env::temp_dir())?;
+    cofferdam::exe_seal::reexec_sealed()?;
     let (dir, rootfs) = common::busybox_rootfs("busybox")?;
 
     // The default spec is runc's, with new pid, mount, network, ipc, uts and cgroup namespaces.

@@ -15,7 +15,7 @@
 //! `/proc/*/exe` is that copy:
 //!
 //! - **a read-only overlayfs** (preferred: no copy), made with `fsopen` and never attached
-//!   anywhere. Its lower layers are the binary's directory and the state root; it
+//!   anywhere. Its lower layers are the binary's directory and `/dev`; it
 //!   has no upper layer, so nothing can make it writable, not even a `remount` by a holder of
 //!   `CAP_SYS_ADMIN` (a read-only bind mount could be flipped back). A writable open fails
 //!   with `EROFS`. This is the design runc 1.2 chose.
@@ -82,13 +82,10 @@ pub fn current() -> Result<Option<Sealed>> {
 /// from a read-only overlayfs view of the binary or, failing that, a sealed memfd copy. Returns
 /// only once the running binary is protected, or with the error that prevents it.
 ///
-/// `scratch` is a directory of the runtime's own (its state root, made 0700 if missing):
-/// overlayfs' second lower layer, whose entries never show through.
-///
 /// Call it first thing in `main`, while the process has one thread, before it forks anything
 /// into a container. The CLI does for `create`, `run` and `exec`; an embedding program that
 /// makes containers should too (see examples/busybox.rs).
-pub fn reexec_sealed(scratch: &Path) -> Result<()> {
+pub fn reexec_sealed() -> Result<()> {
     let marked = std::env::var_os(MARK).is_some();
     if marked {
         // SAFETY: the process is single-threaded here (the contract above), so nothing reads
@@ -105,7 +102,7 @@ pub fn reexec_sealed(scratch: &Path) -> Result<()> {
                 .into(),
         ));
     }
-    let exe = overlay_view(scratch)
+    let exe = overlay_view()
         .or_else(|e| {
             log::debug!("no overlayfs view of the binary ({e}); trying a read-only bind mount");
             readonly_bind()
@@ -150,7 +147,7 @@ pub fn reexec_sealed(scratch: &Path) -> Result<()> {
 
 /// An `O_PATH` fd of the running binary as seen through a detached, read-only overlayfs whose
 /// top layer is the binary's directory.
-fn overlay_view(scratch: &Path) -> Result<OwnedFd> {
+fn overlay_view() -> Result<OwnedFd> {
     let target = std::fs::read_link("/proc/self/exe")
         .map_err(crate::error::io_err("readlink", "/proc/self/exe"))?;
     let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
@@ -163,21 +160,16 @@ fn overlay_view(scratch: &Path) -> Result<OwnedFd> {
     let ctx = fd(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })
         .map_err(|e| sys("fsopen overlay", e))?;
     // Overlayfs needs two lower layers to mount without an upper one, and they may not
-    // overlap. The second is the scratch directory (the state root), or /dev where that is
-    // inside the binary's directory or holds it: its entries never show, since the binary's
-    // name is found in the top layer, and the overlay's root is never reachable (it is not
-    // attached anywhere, and only the fd of the file is kept).
-    // The state root, when it is the scratch directory, is for root's eyes only (0700).
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(scratch)
-        .map_err(crate::error::io_err("mkdir", scratch))?;
-    let scratch =
-        std::fs::canonicalize(scratch).map_err(crate::error::io_err("resolve", scratch))?;
-    let other = if scratch.starts_with(dir) || dir.starts_with(&scratch) {
-        Path::new("/dev")
-    } else {
-        &scratch
-    };
+    // overlap. The second is /dev, which every host has: its entries never show, since the
+    // binary's name is found in the top layer, and the overlay's root is never reachable (it is
+    // not attached anywhere, and only the fd of the file is kept). Nothing is made on disk.
+    let other = Path::new("/dev");
+    if dir.starts_with(other) {
+        return Err(Error::Unsupported(format!(
+            "{}: under /dev, overlayfs' second layer",
+            target.display()
+        )));
+    }
     let lower = [
         escape(dir.as_os_str().as_bytes()),
         b":".to_vec(),

@@ -1279,16 +1279,25 @@ fn openat2(dir: &OwnedFd, rel: &Path, flags: libc::c_int, resolve: u64) -> Resul
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve;
-    // SAFETY: openat2 reads the path and the open_how we own; the returned fd is new and ours.
-    let fd = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })?;
+    // With RESOLVE_IN_ROOT the kernel answers EAGAIN when a rename or a mount anywhere on the
+    // machine raced the walk through ".." (it cannot then vouch for the result): walk again.
+    // Each try is a full, checked resolution, so retrying gives nothing away.
+    let mut tries = 0;
+    let fd = loop {
+        // SAFETY: openat2 reads the path and the open_how we own; the fd returned is new, ours.
+        match Errno::result(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        }) {
+            Err(Errno::EAGAIN) if tries < 64 => tries += 1,
+            r => break r?,
+        }
+    };
     // SAFETY: the kernel just gave us this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

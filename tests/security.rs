@@ -124,7 +124,7 @@ fn cmd_bounded(env: &Env, args: &[&str], stdin: Option<std::fs::File>) -> Output
 /// error, no state root even (it is made after the checks), no cgroup, nothing of `id` left.
 fn expect_refused(env: &Env, b: &Bundle, id: &str, needles: &[&str]) -> String {
     let out = cmd_bounded(env, &["create", "--bundle", b.path_str(), id], None);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let err = stderr_text(&out);
     assert_eq!(out.status.code(), Some(1), "create {id} must fail: {err}");
     for n in needles {
         assert!(err.contains(n), "the error should say {n:?}: {err}");
@@ -269,7 +269,7 @@ fn uts_sysctls_and_domainname_need_a_uts_namespace() {
     b.config["domainname"] = json!("attacker.example");
     namespaces_with(&mut b, "uts", None);
     b.save();
-    expect_refused(&env, &b, &id, &["domainname requires a new uts namespace"]);
+    expect_refused(&env, &b, &id, &["domainname requires a uts namespace"]);
     host.assert_same("domainname field");
     // kernel.hostname beside `hostname`: which one wins would depend on the order of writes.
     let mut b = env.bundle("b2", &["true"]);
@@ -413,7 +413,7 @@ fn exec_ids_above_2147483647_are_refused() {
             .copied()
             .collect();
         let out = env.cmd(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr_text(&out);
         assert!(!out.status.success(), "{flags:?}: {err}");
         assert!(
             err.contains(needle) && err.contains("0-2147483647"),
@@ -447,7 +447,7 @@ fn exec_ids_above_2147483647_are_refused() {
         let process = json!({"args": write_ids, "cwd": "/", "env": ["PATH=/bin"], "user": user});
         std::fs::write(&p, process.to_string()).unwrap();
         let out = env.cmd(&["exec", "-p", p.to_str().unwrap(), &id]);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr_text(&out);
         assert_eq!(out.status.code(), Some(255), "{err}");
         assert!(
             err.contains(&format!("process.user.{field}")) && err.contains("0-2147483647"),
@@ -561,17 +561,17 @@ fn exec_and_update_files_above_the_limit_are_refused() {
     for file in [&zero, &big] {
         let f = file.to_str().unwrap();
         let out = cmd_bounded(&env, &["exec", "-p", f, &id], None);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr_text(&out);
         assert_eq!(out.status.code(), Some(255), "exec -p {f}: {err}");
         assert!(err.contains(&too_large(file)), "exec -p {f}: {err}");
         let out = cmd_bounded(&env, &["update", "-r", f, &id], None);
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr_text(&out);
         assert_eq!(out.status.code(), Some(1), "update -r {f}: {err}");
         assert!(err.contains(&too_large(file)), "update -r {f}: {err}");
     }
     let zero_in = std::fs::File::open("/dev/zero").unwrap();
     let out = cmd_bounded(&env, &["update", "-r", "-", &id], Some(zero_in));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr_text(&out);
     assert_eq!(out.status.code(), Some(1), "update -r - < /dev/zero: {err}");
     assert!(err.contains(&too_large(Path::new("stdin"))), "{err}");
     // The container is as it was: the same init, running, with no other process.

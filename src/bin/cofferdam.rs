@@ -234,7 +234,7 @@ fn main() -> ExitCode {
     // Before anything forks into a container: the binary a container could reach must not be
     // writable (CVE-2019-5736). This may re-execute the process from a sealed view of itself.
     if matches!(cmd, "create" | "run" | "exec")
-        && let Err(e) = cofferdam::exe_seal::reexec_sealed(&root)
+        && let Err(e) = cofferdam::exe_seal::reexec_sealed()
     {
         log.error(&e.to_string());
         return ExitCode::FAILURE;
