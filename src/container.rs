@@ -320,6 +320,11 @@ fn create(
         process: spec.process().clone(),
         resources: spec.linux().as_ref().and_then(|l| l.resources().clone()),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
+        memory_policy: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.memory_policy().clone()),
     };
 
     // The state dir is prepared under a private name and renamed into place: the rename is the
@@ -632,6 +637,12 @@ impl Container {
         }
         crate::spec::check_args(process)?;
         check_preserved_fds(opts.preserve_fds)?;
+        let attrs = process::attrs::Attrs::for_exec(
+            process,
+            st.process.as_ref(),
+            st.personality.as_ref(),
+            st.memory_policy.as_ref(),
+        )?;
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
@@ -657,6 +668,7 @@ impl Container {
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
             join_cgroup_last: paused,
+            attrs,
         })?;
         let terminal = own_end
             .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))

@@ -50,6 +50,8 @@ use crate::mount::{self, FsContext, Step, fail};
 use crate::namespaces::NamespacePlan;
 use crate::state::{Persisted, Status};
 
+pub(crate) mod attrs;
+
 /// Everything the init needs, prepared by `create` before the fork.
 pub struct InitConfig<'a> {
     pub id: &'a str,
@@ -126,6 +128,10 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
         cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     )?;
     exec.rlimits_late = !cfg.namespaces.new_user;
+    exec.attrs = attrs::Attrs::for_init(
+        cfg.spec.process().as_ref().expect("validated by create"),
+        cfg.spec.linux().as_ref(),
+    )?;
 
     let mut born_in_v2 = false;
     let pid = if cfg.namespaces.new_user {
@@ -372,6 +378,8 @@ pub struct ExecConfig<'a> {
     pub state: crate::state::ContainerState,
     /// The container is paused (`--ignore-paused`): join its cgroup only just before execve.
     pub join_cgroup_last: bool,
+    /// Scheduler, I/O priority, personality, memory policy and CPU affinity of the process.
+    pub attrs: attrs::Attrs,
 }
 
 /// Fork a process into the container: it joins the init's namespaces (through the pidfd, so a
@@ -381,7 +389,10 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let (parent_sock, child_sock) = sync_pair()?;
     let mut exec = ExecPlan::new(cfg.process, cfg.seccomp)?;
     exec.rlimits_late = false;
+    exec.attrs = cfg.attrs.clone();
     let pid = {
+        // The child is born on execCPUAffinity.initial (our thread's until the fork).
+        let _cpus = cfg.attrs.initial_affinity()?;
         let _pidns = if cfg.pid_namespace {
             Some(crate::namespaces::PidNsGuard::enter(cfg.init)?)
         } else {
@@ -406,6 +417,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let sock = child.sock.as_ref().expect("set above");
     if !cfg.join_cgroup_last {
         cfg.cgroup.add(pid.as_raw())?;
+        cfg.attrs.final_affinity(pid.as_raw())?;
     }
     send(sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
     let mut buf = vec![0u8; 8192];
@@ -423,6 +435,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
             // runs on when the container is resumed.
             (1, b'X') if cfg.join_cgroup_last => {
                 cfg.cgroup.add(pid.as_raw())?;
+                cfg.attrs.final_affinity(pid.as_raw())?;
                 send(sock, b"g").map_err(crate::error::sys_err("send go to exec"))?;
                 child.release();
                 return Ok(pid);
@@ -524,6 +537,8 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
             cfg.namespaces
                 .enter_cgroup()
                 .map_err(|(op, e)| fail(op, "", e))?;
+            // In our cpuset now: its CPUs, not the mask of whoever ran create (runc does so).
+            attrs::reset_affinity(0);
             placed.set(true);
         }
         Ok(())
@@ -613,6 +628,9 @@ fn become_process(process: &Process, console: Option<&OwnedFd>, exec: &ExecPlan)
     if exec.rlimits_late {
         set_rlimits(process)?;
     }
+    // While we may (CAP_SYS_NICE for a realtime policy or a negative nice), and before the
+    // seccomp filter, which may not allow these calls.
+    exec.attrs.apply()?;
     let install_seccomp = || -> Step<Option<OwnedFd>> {
         match &exec.seccomp {
             Some(p) => p
@@ -706,6 +724,8 @@ struct ExecPlan {
     /// namespace, which cannot raise a hard limit: `create` sets them on the init from the
     /// host (prlimit), and an exec'd process sets them before it joins.
     rlimits_late: bool,
+    /// Scheduler, I/O priority, personality, memory policy, CPU affinity.
+    attrs: attrs::Attrs,
 }
 
 impl ExecPlan {
@@ -739,6 +759,7 @@ impl ExecPlan {
             has_home,
             seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
             rlimits_late: true,
+            attrs: attrs::Attrs::default(),
         })
     }
 

@@ -75,6 +75,11 @@ pub struct Persisted {
     /// The config's seccomp profile: `exec` puts it on the new process too.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The config's personality and memory policy: `exec`'d processes take them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.
