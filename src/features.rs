@@ -108,7 +108,8 @@ pub fn features() -> Value {
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
             "memoryPolicy": memory_policy,
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true}
         },
         "annotations": {
             "io.github.cofferdam.version": env!("CARGO_PKG_VERSION"),
@@ -145,6 +146,7 @@ mod tests {
         for flag in mp.flags().iter().flatten() {
             serde_json::from_value::<oci_spec::runtime::MemoryPolicyFlagType>(json!(flag)).unwrap();
         }
+        assert_eq!(linux.net_devices().as_ref().unwrap().enabled(), &Some(true));
         // So is every scheduler policy and flag, I/O priority class and personality domain
         // listed in the annotations (the flags as the spec spells them).
         let ann = f.annotations().as_ref().unwrap();

@@ -40,6 +40,7 @@ pub mod features;
 pub mod hooks;
 pub mod mount;
 pub mod namespaces;
+mod netdev;
 mod process;
 pub mod seccomp;
 pub mod signal;

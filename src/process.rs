@@ -268,9 +268,18 @@ impl Pending {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
         }
+        // The init says when its network namespace is made: before it waits for 'G', or in a
+        // new user namespace, after ('G' lets it enter its namespaces).
+        let net_devices = crate::netdev::wanted(cfg.spec);
+        if net_devices && !cfg.namespaces.new_user {
+            self.move_net_devices(cfg)?;
+        }
         // An init that failed early has exited with its error queued on the socket: read it
         // below rather than report the failed send.
         let _ = send(sock, b"G");
+        if net_devices && cfg.namespaces.new_user {
+            self.move_net_devices(cfg)?;
+        }
         // Limits go on while the init sets up; device rules once it has made its /dev, so
         // that its mknods are not refused (runc also applies them after the rootfs is ready).
         let resources = cfg
@@ -325,6 +334,30 @@ impl Pending {
                 detail: String::new(),
             })),
         }
+    }
+}
+
+impl Pending {
+    /// `linux.netDevices`: once the init says 'N' (its network namespace is made), move the
+    /// devices there, and let it go on.
+    fn move_net_devices(&self, cfg: &InitConfig) -> Result<()> {
+        let sock = self.sock.as_ref().expect("not committed yet");
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+        match buf.first().filter(|_| n > 0) {
+            Some(b'N') if n == 1 => {}
+            Some(b'E') if n > 1 => return Err(Error::Init(decode_error(&buf[1..n]))),
+            _ => {
+                return Err(Error::Init(InitError {
+                    step: "init exited during setup".into(),
+                    path: String::new(),
+                    errno: 0,
+                    detail: String::new(),
+                }));
+            }
+        }
+        crate::netdev::move_into(cfg.spec, self.pid.as_raw())?;
+        send(sock, b"n").map_err(crate::error::sys_err("send network devices moved to init"))
     }
 }
 
@@ -551,6 +584,11 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         become_userns_root()?;
     }
     cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
+    if crate::netdev::wanted(cfg.spec) {
+        // `create` moves the host's devices into our network namespace, now that it is ours.
+        send(sock, b"N").map_err(|e| fail("send network namespace ready", "", e))?;
+        wait_for(sock, b'n')?;
+    }
     if !cfg.no_new_keyring {
         join_session_keyring(cfg.id)?;
     }

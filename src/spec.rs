@@ -74,6 +74,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
     check_args(process)?;
     crate::process::attrs::validate(process, spec.linux().as_ref())?;
+    crate::netdev::validate(spec)?;
     if !process.cwd().is_absolute() {
         return Err(Error::InvalidConfig(format!(
             "process.cwd {:?} must be an absolute path",
