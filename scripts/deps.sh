@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
-# a static busybox for rootfs fixtures, runc to compare against, and ps(1) for `cofferdam ps`. Safe to run again.
+# a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, and
+# ip(8) for the network device tests. Safe to run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
@@ -9,6 +10,8 @@ if ! [ -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
 fi
 command -v runc >/dev/null || need+=(runc)
 command -v find >/dev/null || need+=(findutils)
+# ip(8) makes the network devices tests/spec_fields.rs moves into a container.
+command -v ip >/dev/null || need+=(iproute2)
 # `cofferdam ps` runs the host's ps(1), as runc does.
 command -v ps >/dev/null || need+=(procps)
 # podman (with conmon) drives cofferdam in tests/engines.rs.
