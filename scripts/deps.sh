@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
 # a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, and
-# the engines (podman, containerd, Docker). Safe to run again.
+# the engines (podman, containerd, Docker) and ip(8) for the namespace and device tests. Safe to
+# run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.

@@ -335,6 +335,11 @@ fn create(
             .map(crate::cgroups::strip_unset),
         seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
         rootfs_mount_below: None,
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
+        memory_policy: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.memory_policy().clone()),
     };
     if !own_mount_ns {
         // Recorded before the bind is made, so that a delete after a crash finds it.
@@ -684,6 +689,12 @@ impl Container {
         crate::spec::check_args(process)?;
         crate::spec::check_user(process)?;
         let preserved = preserved_fds(opts.preserve_fds);
+        let attrs = process::attrs::Attrs::for_exec(
+            process,
+            st.process.as_ref(),
+            st.personality.as_ref(),
+            st.memory_policy.as_ref(),
+        )?;
         let init =
             pidfd_of(st.init())?.ok_or_else(|| self.bad_status("exec in", Status::Stopped))?;
         let (namespaces, pid_namespace) = namespaces_to_join(st.pid)?;
@@ -723,6 +734,7 @@ impl Container {
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
             join_cgroup_last: paused,
+            attrs,
         })?;
         let terminal = own_end
             .map(|s| crate::terminal::receive_master(&s).map(|(_, fd)| fd))

@@ -84,7 +84,8 @@ pub fn features() -> Value {
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
     ];
-    json!({
+    let (memory_policy, field_annotations) = crate::process::attrs::features();
+    let mut doc = json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": crate::spec::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
@@ -106,13 +107,21 @@ pub fn features() -> Value {
             "apparmor": {"enabled": true},
             "selinux": {"enabled": true},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "memoryPolicy": memory_policy,
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "netDevices": {"enabled": true}
         },
         "annotations": {
             "io.github.cofferdam.version": env!("CARGO_PKG_VERSION"),
             "io.github.cofferdam.commit": option_env!("COFFERDAM_COMMIT").unwrap_or("unknown")
         }
-    })
+    });
+    // The spec's features document has no place for these fields: what they take is listed
+    // in annotations, one per field.
+    for (field, values) in field_annotations {
+        doc["annotations"][format!("io.github.cofferdam.{field}")] = json!(values);
+    }
+    doc
 }
 
 #[cfg(test)]
@@ -127,5 +136,39 @@ mod tests {
         }
         let f: oci_spec::runtime::Features = serde_json::from_value(features()).unwrap();
         assert_eq!(f.oci_version_max(), crate::spec::OCI_VERSION);
+        // Every memory policy mode and flag listed is one a config may name.
+        let linux = f.linux().as_ref().unwrap();
+        let mp = linux.memory_policy().as_ref().unwrap();
+        for mode in mp.modes().iter().flatten() {
+            let v = json!({"mode": mode, "nodes": "0"});
+            serde_json::from_value::<oci_spec::runtime::LinuxMemoryPolicy>(v).unwrap();
+        }
+        for flag in mp.flags().iter().flatten() {
+            serde_json::from_value::<oci_spec::runtime::MemoryPolicyFlagType>(json!(flag)).unwrap();
+        }
+        assert_eq!(linux.net_devices().as_ref().unwrap().enabled(), &Some(true));
+        // So is every scheduler policy and flag, I/O priority class and personality domain
+        // listed in the annotations (the flags as the spec spells them).
+        let ann = f.annotations().as_ref().unwrap();
+        let list = |k: &str| {
+            ann[&format!("io.github.cofferdam.{k}")]
+                .split(',')
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let process = json!({
+            "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "scheduler": {"policy": "SCHED_OTHER", "flags": list("process.scheduler.flags")},
+        });
+        crate::spec::parse_process(process.to_string().as_bytes(), "p".as_ref()).unwrap();
+        for p in list("process.scheduler.policy") {
+            serde_json::from_value::<oci_spec::runtime::LinuxSchedulerPolicy>(json!(p)).unwrap();
+        }
+        for c in list("process.ioPriority.class") {
+            serde_json::from_value::<oci_spec::runtime::IOPriorityClass>(json!(c)).unwrap();
+        }
+        for d in list("linux.personality.domain") {
+            serde_json::from_value::<oci_spec::runtime::LinuxPersonalityDomain>(json!(d)).unwrap();
+        }
     }
 }

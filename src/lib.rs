@@ -41,6 +41,7 @@ pub mod hooks;
 mod host_rootfs;
 pub mod mount;
 pub mod namespaces;
+mod netdev;
 mod process;
 pub mod seccomp;
 pub mod signal;

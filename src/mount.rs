@@ -191,30 +191,37 @@ const ATTR_NOSUID: u64 = 0x2;
 const ATTR_NODEV: u64 = 0x4;
 const ATTR_NOEXEC: u64 = 0x8;
 const ATTR_ATIME_MASK: u64 = 0x70;
+/// The atime mode is a field of the mask, and relatime is its zero.
+const ATTR_RELATIME: u64 = 0x0;
 const ATTR_NOATIME: u64 = 0x10;
 const ATTR_STRICTATIME: u64 = 0x20;
 const ATTR_NODIRATIME: u64 = 0x80;
 const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
-/// A recursive attribute option: (bits to set, bits to clear).
-fn recursive_attr(o: &str) -> Option<(u64, u64)> {
+/// A recursive attribute option: (its attribute, whether the option clears it), as in runc's
+/// table. The atime ones set or clear a value of the atime field, whose zero is relatime: so
+/// `rnorelatime` (clear relatime) and `rrelatime` change no bit, and alone leave the field
+/// relatime; `ratime` and `rnostrictatime` undo an earlier `rnoatime` or `rstrictatime`.
+fn recursive_attr(o: &str) -> Option<(u64, bool)> {
     Some(match o {
-        "rro" => (ATTR_RDONLY, 0),
-        "rrw" => (0, ATTR_RDONLY),
-        "rnosuid" => (ATTR_NOSUID, 0),
-        "rsuid" => (0, ATTR_NOSUID),
-        "rnodev" => (ATTR_NODEV, 0),
-        "rdev" => (0, ATTR_NODEV),
-        "rnoexec" => (ATTR_NOEXEC, 0),
-        "rexec" => (0, ATTR_NOEXEC),
-        "rnodiratime" => (ATTR_NODIRATIME, 0),
-        "rdiratime" => (0, ATTR_NODIRATIME),
-        "rnosymfollow" => (ATTR_NOSYMFOLLOW, 0),
-        "rsymfollow" => (0, ATTR_NOSYMFOLLOW),
-        // The atime mode is one field: clearing the mask and setting none is relatime.
-        "rrelatime" | "ratime" | "rnostrictatime" => (0, ATTR_ATIME_MASK),
-        "rnorelatime" | "rstrictatime" => (ATTR_STRICTATIME, ATTR_ATIME_MASK),
-        "rnoatime" => (ATTR_NOATIME, ATTR_ATIME_MASK),
+        "rro" => (ATTR_RDONLY, false),
+        "rrw" => (ATTR_RDONLY, true),
+        "rnosuid" => (ATTR_NOSUID, false),
+        "rsuid" => (ATTR_NOSUID, true),
+        "rnodev" => (ATTR_NODEV, false),
+        "rdev" => (ATTR_NODEV, true),
+        "rnoexec" => (ATTR_NOEXEC, false),
+        "rexec" => (ATTR_NOEXEC, true),
+        "rnodiratime" => (ATTR_NODIRATIME, false),
+        "rdiratime" => (ATTR_NODIRATIME, true),
+        "rnosymfollow" => (ATTR_NOSYMFOLLOW, false),
+        "rsymfollow" => (ATTR_NOSYMFOLLOW, true),
+        "rrelatime" => (ATTR_RELATIME, false),
+        "rnorelatime" => (ATTR_RELATIME, true),
+        "rnoatime" => (ATTR_NOATIME, false),
+        "ratime" => (ATTR_NOATIME, true),
+        "rstrictatime" => (ATTR_STRICTATIME, false),
+        "rnostrictatime" => (ATTR_STRICTATIME, true),
         _ => return None,
     })
 }
@@ -228,9 +235,23 @@ pub fn parse_options(opts: &[String]) -> MountOptions {
             out.propagation.push(p);
             continue;
         }
-        if let Some((set, clr)) = recursive_attr(o) {
-            out.rec_set = (out.rec_set & !clr) | set;
-            out.rec_clr = (out.rec_clr & !set) | clr;
+        if let Some((attr, clear)) = recursive_attr(o) {
+            if clear {
+                out.rec_set &= !attr;
+                out.rec_clr |= attr;
+            } else {
+                if attr & ATTR_ATIME_MASK != 0 {
+                    // One atime mode: a later one replaces an earlier one (runc would pass
+                    // both, which mount_setattr refuses).
+                    out.rec_set &= !ATTR_ATIME_MASK;
+                }
+                out.rec_set |= attr;
+                out.rec_clr &= !attr;
+            }
+            if attr & !ATTR_ATIME_MASK == 0 {
+                // Changing the atime field takes the whole field in attr_clr.
+                out.rec_clr |= ATTR_ATIME_MASK;
+            }
             continue;
         }
         if o == "tmpcopyup" {
@@ -1385,6 +1406,25 @@ mod tests {
         // Later options win.
         let o = parse_options(&strs(&["ro", "rw", "noexec", "exec"]));
         assert_eq!(o.flags, 0);
+    }
+
+    #[test]
+    fn recursive_atime_options_are_runcs() {
+        let atime = |opts: &[&str]| {
+            let o = parse_options(&strs(opts));
+            assert_eq!(o.rec_clr & ATTR_ATIME_MASK, ATTR_ATIME_MASK, "{opts:?}");
+            o.rec_set & ATTR_ATIME_MASK
+        };
+        // Clearing relatime (the field's zero) leaves relatime, not strictatime.
+        assert_eq!(atime(&["rnorelatime"]), ATTR_RELATIME);
+        assert_eq!(atime(&["rrelatime"]), ATTR_RELATIME);
+        assert_eq!(atime(&["rnoatime", "rnorelatime"]), ATTR_NOATIME);
+        assert_eq!(atime(&["rnoatime", "ratime"]), ATTR_RELATIME);
+        assert_eq!(atime(&["rstrictatime", "ratime"]), ATTR_STRICTATIME);
+        assert_eq!(atime(&["rstrictatime", "rnostrictatime"]), ATTR_RELATIME);
+        assert_eq!(atime(&["rnoatime", "rstrictatime"]), ATTR_STRICTATIME);
+        let o = parse_options(&strs(&["rro", "rrw", "rnosuid"]));
+        assert_eq!((o.rec_set, o.rec_clr), (ATTR_NOSUID, ATTR_RDONLY));
     }
 
     #[test]

@@ -51,6 +51,8 @@ use crate::mount::{self, FsContext, Step, fail};
 use crate::namespaces::NamespacePlan;
 use crate::state::{Persisted, Status};
 
+pub(crate) mod attrs;
+
 /// Everything the init needs, prepared by `create` before the fork.
 pub struct InitConfig<'a> {
     pub id: &'a str,
@@ -128,6 +130,10 @@ pub fn fork_init(cfg: &InitConfig) -> Result<Pending> {
         cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
     )?;
     exec.rlimits_late = !cfg.namespaces.new_user;
+    exec.attrs = attrs::Attrs::for_init(
+        cfg.spec.process().as_ref().expect("validated by create"),
+        cfg.spec.linux().as_ref(),
+    )?;
 
     let mut born_in_v2 = false;
     let pid = if cfg.namespaces.new_user {
@@ -264,9 +270,18 @@ impl Pending {
             let path = format!("/proc/{pid}/oom_score_adj");
             std::fs::write(&path, adj.to_string()).map_err(crate::error::io_err("write", &path))?;
         }
+        // The init says when its network namespace is made: before it waits for 'G', or in a
+        // new user namespace, after ('G' lets it enter its namespaces).
+        let net_devices = crate::netdev::wanted(cfg.spec);
+        if net_devices && !cfg.namespaces.new_user {
+            self.move_net_devices(cfg)?;
+        }
         // An init that failed early has exited with its error queued on the socket: read it
         // below rather than report the failed send.
         let _ = send(sock, b"G");
+        if net_devices && cfg.namespaces.new_user {
+            self.move_net_devices(cfg)?;
+        }
         // Limits go on while the init sets up; device rules once it has made its /dev, so
         // that its mknods are not refused (runc also applies them after the rootfs is ready).
         let resources = cfg
@@ -329,6 +344,30 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// `linux.netDevices`: once the init says 'N' (its network namespace is made), move the
+    /// devices there, and let it go on.
+    fn move_net_devices(&self, cfg: &InitConfig) -> Result<()> {
+        let sock = self.sock.as_ref().expect("not committed yet");
+        let mut buf = vec![0u8; MAX_MSG];
+        let n = recv(sock, &mut buf).map_err(crate::error::sys_err("receive from init"))?;
+        match buf.first().filter(|_| n > 0) {
+            Some(b'N') if n == 1 => {}
+            Some(b'E') if n > 1 => return Err(Error::Init(decode_error(&buf[1..n]))),
+            _ => {
+                return Err(Error::Init(InitError {
+                    step: "init exited during setup".into(),
+                    path: String::new(),
+                    errno: 0,
+                    detail: String::new(),
+                }));
+            }
+        }
+        crate::netdev::move_into(cfg.spec, self.pid.as_raw())?;
+        send(sock, b"n").map_err(crate::error::sys_err("send network devices moved to init"))
+    }
+}
+
 /// The init. Never returns: it execs the container process or exits.
 fn init(cfg: &InitConfig, exec: &ExecPlan, sock: OwnedFd) -> ! {
     child_main(&sock, || init_steps(cfg, exec, &sock))
@@ -382,6 +421,8 @@ pub struct ExecConfig<'a> {
     pub state: crate::state::ContainerState,
     /// The container is paused (`--ignore-paused`): join its cgroup only just before execve.
     pub join_cgroup_last: bool,
+    /// Scheduler, I/O priority, personality, memory policy and CPU affinity of the process.
+    pub attrs: attrs::Attrs,
 }
 
 /// Fork a process into the container: it joins the init's namespaces (through the pidfd, so a
@@ -391,7 +432,10 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let (parent_sock, child_sock) = sync_pair()?;
     let mut exec = ExecPlan::new(cfg.process, cfg.seccomp)?;
     exec.rlimits_late = false;
+    exec.attrs = cfg.attrs.clone();
     let pid = {
+        // The child is born on execCPUAffinity.initial (our thread's until the fork).
+        let _cpus = cfg.attrs.initial_affinity()?;
         let _pidns = if cfg.pid_namespace {
             Some(crate::namespaces::PidNsGuard::enter(cfg.init)?)
         } else {
@@ -416,6 +460,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
     let sock = child.sock.as_ref().expect("set above");
     if !cfg.join_cgroup_last {
         cfg.cgroup.add(pid.as_raw())?;
+        cfg.attrs.final_affinity(pid.as_raw())?;
     }
     send(sock, b"G").map_err(crate::error::sys_err("send go to exec"))?;
     let mut buf = vec![0u8; 8192];
@@ -433,6 +478,7 @@ pub fn spawn_exec(cfg: &ExecConfig) -> Result<Pid> {
             // runs on when the container is resumed.
             (1, b'X') if cfg.join_cgroup_last => {
                 cfg.cgroup.add(pid.as_raw())?;
+                cfg.attrs.final_affinity(pid.as_raw())?;
                 send(sock, b"g").map_err(crate::error::sys_err("send go to exec"))?;
                 child.release();
                 return Ok(pid);
@@ -543,6 +589,8 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
             cfg.namespaces
                 .enter_cgroup()
                 .map_err(|(op, e)| fail(op, "", e))?;
+            // In our cpuset now: its CPUs, not the mask of whoever ran create (runc does so).
+            attrs::reset_affinity(0);
             placed.set(true);
         }
         Ok(())
@@ -559,6 +607,11 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         become_userns_root()?;
     }
     cfg.namespaces.enter().map_err(|(op, e)| fail(op, "", e))?;
+    if crate::netdev::wanted(cfg.spec) {
+        // `create` moves the host's devices into our network namespace, now that it is ours.
+        send(sock, b"N").map_err(|e| fail("send network namespace ready", "", e))?;
+        wait_for(sock, b'n')?;
+    }
     if !cfg.no_new_keyring {
         join_session_keyring(cfg.id)?;
     }
@@ -656,6 +709,9 @@ fn become_process(
     if exec.rlimits_late {
         set_rlimits(process)?;
     }
+    // While we may (CAP_SYS_NICE for a realtime policy or a negative nice), and before the
+    // seccomp filter, which may not allow these calls.
+    exec.attrs.apply()?;
     // The LSM label takes effect at execve; written while /proc is still ours to check.
     apply_lsm_label(process)?;
     let caps = process
@@ -775,6 +831,8 @@ struct ExecPlan {
     /// namespace, which cannot raise a hard limit: `create` sets them on the init from the
     /// host (prlimit), and an exec'd process sets them before it joins.
     rlimits_late: bool,
+    /// Scheduler, I/O priority, personality, memory policy, CPU affinity.
+    attrs: attrs::Attrs,
 }
 
 impl ExecPlan {
@@ -808,6 +866,7 @@ impl ExecPlan {
             has_home,
             seccomp: seccomp.map(crate::seccomp::compile).transpose()?,
             rlimits_late: true,
+            attrs: attrs::Attrs::default(),
         })
     }
 

@@ -66,12 +66,38 @@ pub fn read_bounded(r: impl std::io::Read, path: &Path) -> Result<Vec<u8>> {
 
 /// Parse config bytes; `path` only names the file in errors.
 pub fn parse(data: &[u8], path: &Path) -> Result<Spec> {
-    serde_json::from_slice(data).map_err(|e| Error::MalformedConfig {
+    parse_as(data, path, |v| v.get_mut("process"))
+}
+
+/// Parse a `process.json` (`exec -p`), as [`parse`] parses a config.
+pub fn parse_process(data: &[u8], path: &Path) -> Result<oci_spec::runtime::Process> {
+    parse_as(data, path, |v| Some(v))
+}
+
+/// Parse, with the position of an error. What oci-spec reads otherwise than the spec writes
+/// it (see `respell_process`) is rewritten only when a first parse fails.
+fn parse_as<T: serde::de::DeserializeOwned>(
+    data: &[u8],
+    path: &Path,
+    process: impl FnOnce(&mut serde_json::Value) -> Option<&mut serde_json::Value>,
+) -> Result<T> {
+    let malformed = |e: serde_json::Error| Error::MalformedConfig {
         path: path.to_path_buf(),
         line: e.line(),
         column: e.column(),
         msg: strip_position(&e.to_string()),
-    })
+    };
+    let first = match serde_json::from_slice(data) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return Err(malformed(first));
+    };
+    if !process(&mut value).is_some_and(crate::process::attrs::respell_process) {
+        return Err(malformed(first));
+    }
+    serde_json::from_value(value).map_err(malformed)
 }
 
 // serde_json appends " at line L column C" to its messages; we print those separately.
@@ -92,6 +118,8 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
     check_args(process)?;
     check_user(process)?;
+    crate::process::attrs::validate(process, spec.linux().as_ref())?;
+    crate::netdev::validate(spec)?;
     if !process.cwd().is_absolute() {
         return Err(Error::InvalidConfig(format!(
             "process.cwd {:?} must be an absolute path",

@@ -89,6 +89,11 @@ pub struct Persisted {
     /// detaches what is stacked above it (see `host_rootfs`); `exec` chroots into the rootfs.
     #[serde(default)]
     pub rootfs_mount_below: Option<u64>,
+    /// The config's personality and memory policy: `exec`'d processes take them too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<oci_spec::runtime::LinuxMemoryPolicy>,
 }
 
 /// The state JSON printed by `state`, field for field what runc prints.

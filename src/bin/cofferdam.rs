@@ -473,12 +473,7 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
     let process: Process = match a.get("process") {
         Some(path) => {
             let data = cofferdam::spec::read_input(path.as_ref())?;
-            serde_json::from_slice(&data).map_err(|e| Error::MalformedConfig {
-                path: path.into(),
-                line: e.line(),
-                column: e.column(),
-                msg: e.to_string(),
-            })?
+            cofferdam::spec::parse_process(&data, std::path::Path::new(path))?
         }
         None => {
             let mut p = c.process().cloned().unwrap_or_default();
