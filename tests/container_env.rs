@@ -626,7 +626,7 @@ fn bind_propagation_options_decide_what_the_host_shows_the_container() {
         children.push((opt, id.clone(), env.spawn_run(&b, &id)));
     }
     for (_, id, _) in &children {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
         while !String::from_utf8_lossy(&env.cmd(&["state", id]).stdout).contains("\"running\"") {
             assert!(std::time::Instant::now() < deadline, "{id} did not start");
             std::thread::sleep(std::time::Duration::from_millis(10));

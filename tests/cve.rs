@@ -57,7 +57,7 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
     });
     let init = env.run_detached(&b, &id);
     let shm = format!("/proc/{init}/root/dev/shm");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     while !std::path::Path::new(&format!("{shm}/ready")).exists() {
         assert!(Instant::now() < deadline, "the watcher did not start");
         std::thread::sleep(Duration::from_millis(20));

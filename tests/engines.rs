@@ -419,7 +419,7 @@ fn containerd_runs_tasks_through_cofferdam() {
         c.args(["--address", &sock]).args(args);
         code_out_err(&env.output(c))
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(20));
     while ctr(&["version"]).0 != 0 {
         assert!(
             std::time::Instant::now() < deadline,
@@ -518,7 +518,7 @@ fn containerd_runs_tasks_through_cofferdam() {
     assert_eq!(ctr(&["task", "resume", "t2"]).0, 0);
     assert_eq!(status(), "RUNNING");
     assert_eq!(ctr(&["task", "kill", "-s", "SIGKILL", "t2"]).0, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
     while status() != "STOPPED" {
         assert!(std::time::Instant::now() < deadline, "t2 did not stop");
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -137,7 +137,7 @@ fn hook_timeout_is_enforced() {
     let id = env.id("c");
     let t = Instant::now();
     let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
-    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(t.elapsed() < patience(Duration::from_secs(10)));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 1s"));
     env.assert_nothing_left(&id);
@@ -145,7 +145,7 @@ fn hook_timeout_is_enforced() {
 
 /// `state` of `id` until it is `want` (or a deadline).
 fn wait_status(env: &Env, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     while env.status(id) != want {
         assert!(Instant::now() < deadline, "{id} did not become {want}");
         std::thread::sleep(Duration::from_millis(10));

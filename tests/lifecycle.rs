@@ -9,7 +9,7 @@ use common::*;
 use serde_json::json;
 
 fn wait_status(env: &Env, id: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     loop {
         // A container started in the background may not have its state yet.
         let out = env.cmd(&["state", id]);

@@ -98,7 +98,7 @@ impl Holder {
             .unwrap();
         let pid = unshare.id();
         let children = format!("/proc/{pid}/task/{pid}/children");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patience(Duration::from_secs(10));
         let child = loop {
             let text = std::fs::read_to_string(&children).unwrap_or_default();
             if let Some(c) = text.split_whitespace().next() {
@@ -323,7 +323,7 @@ fn runs_without_a_mount_namespace_and_leaves_nothing_mounted() {
     let err = std::fs::read_to_string(env.dir.join("err")).unwrap();
     assert!(status.success(), "{err}");
     let pid = env.state(&id)["pid"].as_i64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + patience(Duration::from_secs(10));
     while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
         assert!(
             Instant::now() < deadline,

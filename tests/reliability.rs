@@ -176,7 +176,7 @@ fn an_init_killed_behind_our_back_is_stopped() {
     let id = env.id("c");
     let pid = env.run_detached(&b, &id);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(5));
     while env.status(&id) != "stopped" {
         assert!(
             std::time::Instant::now() < deadline,

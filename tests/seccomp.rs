@@ -240,7 +240,7 @@ fn a_notify_agent_gets_the_listener_and_answers_for_the_container() {
 
     // The answer is what the container saw.
     let pid = init_pid as i32;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
     while env.status(&id) != "stopped" {
         assert!(
             std::time::Instant::now() < deadline,

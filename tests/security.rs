@@ -98,7 +98,7 @@ fn cmd_bounded(env: &Env, args: &[&str], stdin: Option<std::fs::File>) -> Output
         });
     }
     let mut child = c.spawn().unwrap();
-    let watchdog = Instant::now() + Duration::from_secs(60);
+    let watchdog = Instant::now() + patience(Duration::from_secs(60));
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;

@@ -57,7 +57,7 @@ fn container_root_is_an_unprivileged_host_uid() {
     );
     let pid = env.state(&id)["pid"].as_i64().unwrap();
     // Wait for the script to reach its sleep.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
     while std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
         .trim()
@@ -273,7 +273,7 @@ fn an_unprivileged_user_runs_a_container() {
         .as_i64()
         .unwrap();
     // Until it execs, the init is not dumpable and its /proc/PID/ns closed to the user.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(10));
     while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default() != "sleep\n" {
         assert!(
             std::time::Instant::now() < deadline,

@@ -183,11 +183,13 @@ impl Env {
         // Mounts in a rootfs would have leaked from a container; the test's own host mounts
         // (outside any rootfs) are not the runtime's.
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let d = self.dir.to_string_lossy();
+        // This test's directory and below only: another test's name may start with this one's
+        // (`nomntns` and `nomntnsmp`), and its mounts are its own.
+        let d = format!("{}/", self.dir.to_string_lossy());
         let leaked: Vec<&str> = mountinfo
             .lines()
             .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|mp| mp.starts_with(d.as_ref()) && mp.contains("/rootfs"))
+            .filter(|mp| mp.starts_with(&d) && mp.contains("/rootfs"))
             .collect();
         assert!(leaked.is_empty(), "mounts are left in rootfs: {leaked:?}");
     }
