@@ -52,6 +52,10 @@ pub struct CreateOptions {
     /// systemd socket activation: the N fds after the preserved ones are passed on too, and
     /// the process gets `LISTEN_FDS=N` and `LISTEN_PID=1`.
     pub listen_fds: u32,
+    /// The systemd cgroup driver (runc's `--systemd-cgroup`): the cgroup is a transient scope
+    /// unit that systemd makes, and `linux.cgroupsPath` is `slice:prefix:name`. Fails where
+    /// systemd does not run.
+    pub systemd_cgroup: bool,
 }
 
 /// Options of `exec` beyond the process.
@@ -278,6 +282,11 @@ fn create(
     let rootless = !nix::unistd::geteuid().is_root();
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let cgroup = if rootless {
+        if opts.systemd_cgroup {
+            return Err(Error::Unsupported(
+                "--systemd-cgroup: a rootless container has no cgroup (systemd's user instance is not supported)".into(),
+            ));
+        }
         if resources.is_some_and(|r| {
             serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| !o.is_empty()))
         }) {
@@ -295,6 +304,13 @@ fn create(
     } else {
         let layout = Layout::detect()?;
         match &explicit_cgroup {
+            _ if opts.systemd_cgroup => {
+                let path = explicit_cgroup.as_deref().map(|p| {
+                    p.to_str()
+                        .ok_or_else(|| Error::InvalidConfig("cgroupsPath is not UTF-8".into()))
+                });
+                Cgroup::plan_systemd(&layout, path.transpose()?, id)?
+            }
             Some(path) => Cgroup::plan(&layout, path)?,
             None => Cgroup::plan_default(&layout, id)?,
         }
@@ -389,6 +405,8 @@ fn create(
     state::write(&dir, &persisted)?;
     log::debug!("create {id}: init forked");
     cgroup.make(false)?;
+    // With systemd, the cgroup is a unit made with the init in it, now that there is an init.
+    cgroup.start_unit(id, init.pid, resources)?;
     log::debug!("create {id}: cgroup directories made");
     pending.setup(&cfg, &persisted)?;
     log::debug!("create {id}: init ready");
