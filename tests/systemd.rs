@@ -415,31 +415,40 @@ fn a_hundred_lifecycles_leave_no_unit_slice_or_directory() {
     need_systemd!();
     let env = Env::new("sdsoak");
     let before = units();
-    let mut explicit = env.bundle("explicit", &["true"]);
-    // No cgroupsPath: the default, system.slice/cofferdam-<id>.scope.
-    let mut default = env.bundle("default", &["true"]);
-    default.config["linux"]
-        .as_object_mut()
-        .unwrap()
-        .remove("cgroupsPath");
-    default.save();
     let marker = format!("sdsoak-{}", std::process::id());
-    let mut guard = UnitGuard(Vec::new());
+    let guard = std::sync::Mutex::new(UnitGuard(Vec::new()));
     let started = std::time::Instant::now();
-    for i in 0..100 {
-        let id = env.id(&i.to_string());
-        let (b, unit) = if i % 2 == 0 {
-            explicit.config["linux"]["cgroupsPath"] = json!(format!("system.slice:cdtest:{id}"));
-            explicit.save();
-            (&explicit, format!("cdtest-{id}.scope"))
-        } else {
-            (&default, format!("cofferdam-{id}.scope"))
-        };
-        guard.0.push(unit);
-        let out = env.cmd(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
-        ok(&out, &format!("lifecycle {i}"));
-        assert!(!env.root.join(&id).exists(), "state of {id} is left");
-    }
+    // Two at a time, as engines start containers: two creates in one slice at once.
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let (env, guard) = (&env, &guard);
+            s.spawn(move || {
+                let mut explicit = env.bundle(&format!("explicit{t}"), &["true"]);
+                // No cgroupsPath: the default, system.slice/cofferdam-<id>.scope.
+                let mut default = env.bundle(&format!("default{t}"), &["true"]);
+                default.config["linux"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("cgroupsPath");
+                default.save();
+                for i in (t..100).step_by(2) {
+                    let id = env.id(&i.to_string());
+                    let (b, unit) = if i % 4 < 2 {
+                        explicit.config["linux"]["cgroupsPath"] =
+                            json!(format!("system.slice:cdtest:{id}"));
+                        explicit.save();
+                        (&explicit, format!("cdtest-{id}.scope"))
+                    } else {
+                        (&default, format!("cofferdam-{id}.scope"))
+                    };
+                    guard.lock().unwrap().0.push(unit);
+                    let out = env.cmd(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
+                    ok(&out, &format!("lifecycle {i}"));
+                    assert!(!env.root.join(&id).exists(), "state of {id} is left");
+                }
+            });
+        }
+    });
     eprintln!("100 lifecycles under systemd in {:?}", started.elapsed());
     let after = units();
     let new: Vec<&String> = after.iter().filter(|u| !before.contains(u)).collect();
