@@ -26,6 +26,24 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v containerd >/dev/null || need+=(containerd)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
+# The systemd driver's tests boot this host's systemd and dbus-daemon in a VM
+# (scripts/test-systemd.sh): their files only. Nothing of them may start here: dbus's install
+# script would start a dbus-daemon, so a policy-rc.d forbids it for the install.
+files_only=()
+[ -x /lib/systemd/systemd ] || files_only+=(systemd)
+command -v dbus-daemon >/dev/null && command -v dbus-send >/dev/null || files_only+=(dbus)
+if [ "${#files_only[@]}" -gt 0 ]; then
+    echo "installing (files only): ${files_only[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e $policy ]; then
+        printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && made_policy=1
+    fi
+    apt-get install -y -qq "${files_only[@]}" >/dev/null
+    [ -z "$made_policy" ] || rm -f $policy
+fi
 # Docker (dockerd, its client, tini) for the Docker tests and scripts/capture-docker-resources.sh
 # (which also needs jq). Without recommends: they would bring apparmor and cgroupfs-mount.
 lean=()

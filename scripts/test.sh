@@ -52,5 +52,7 @@ stage "nothing left" no_cgroups_left
 stage "examples" examples
 # The same tests on a pure cgroup v2 host, in a VM, where the tool for it is present.
 stage "tests (cgroup v2 VM)" bash scripts/test-v2.sh
+# The systemd cgroup driver against a real systemd: the same VM with systemd as PID 1.
+stage "tests (systemd VM)" bash scripts/test-systemd.sh
 # Reliability soak, short form (the full one: bash scripts/soak.sh, 1000 + 200 cycles).
 stage "soak" bash scripts/soak.sh 200 80

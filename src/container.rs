@@ -53,6 +53,10 @@ pub struct CreateOptions {
     /// systemd socket activation: the N fds after the preserved ones are passed on too, and
     /// the process gets `LISTEN_FDS=N` and `LISTEN_PID=1`.
     pub listen_fds: u32,
+    /// The systemd cgroup driver (runc's `--systemd-cgroup`): the cgroup is a transient scope
+    /// unit that systemd makes, and `linux.cgroupsPath` is `slice:prefix:name`. Fails where
+    /// systemd does not run.
+    pub systemd_cgroup: bool,
 }
 
 /// Options of `exec` beyond the process.
@@ -290,6 +294,11 @@ fn create(
     let rootless = !nix::unistd::geteuid().is_root();
     let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     let cgroup = if rootless {
+        if opts.systemd_cgroup {
+            return Err(Error::Unsupported(
+                "--systemd-cgroup: a rootless container has no cgroup (systemd's user instance is not supported)".into(),
+            ));
+        }
         if resources.is_some_and(|r| !crate::cgroups::sets_nothing(r)) {
             return Err(Error::Unsupported(
                 "linux.resources: a rootless container has no cgroup (none is delegated to this user)".into(),
@@ -305,6 +314,13 @@ fn create(
     } else {
         let layout = Layout::detect()?;
         match &explicit_cgroup {
+            _ if opts.systemd_cgroup => {
+                let path = explicit_cgroup.as_deref().map(|p| {
+                    p.to_str()
+                        .ok_or_else(|| Error::InvalidConfig("cgroupsPath is not UTF-8".into()))
+                });
+                Cgroup::plan_systemd(&layout, path.transpose()?, id)?
+            }
             Some(path) => Cgroup::plan(&layout, path)?,
             None => Cgroup::plan_default(&layout, id)?,
         }
@@ -423,6 +439,8 @@ fn create(
     state::write(&dir, &persisted)?;
     log::debug!("create {id}: init forked");
     cgroup.make(false)?;
+    // With systemd, the cgroup is a unit made with the init in it, now that there is an init.
+    cgroup.start_unit(id, init.pid, resources)?;
     log::debug!("create {id}: cgroup directories made");
     pending.setup(&cfg, &persisted)?;
     log::debug!("create {id}: init ready");

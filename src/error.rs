@@ -89,6 +89,13 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("systemd: cannot {op} {unit}: {why}")]
+    Systemd {
+        op: &'static str,
+        unit: String,
+        why: String,
+    },
+
     #[error("container init failed: {0}")]
     Init(InitError),
 

@@ -444,7 +444,8 @@ fn features_describe_what_the_runtime_does() {
         assert!(opts.contains(&o), "{o}");
     }
     assert_eq!(f["linux"]["seccomp"]["enabled"], true);
-    assert_eq!(f["linux"]["cgroup"]["systemd"], false);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemdUser"], false);
     assert!(
         f["linux"]["namespaces"]
             .as_array()

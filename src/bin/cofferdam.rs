@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use cofferdam::{Container, ContainerBuilder, CreateOptions, Error, Signal};
 
 const USAGE: &str = "\
-usage: cofferdam [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND [OPTIONS] ARGS
+usage: cofferdam [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND [OPTIONS] ARGS
 
 commands:
   create [-b DIR] [--pid-file F] [--console-socket S] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID
@@ -239,13 +239,8 @@ fn main() -> ExitCode {
         log.error(&e.to_string());
         return ExitCode::FAILURE;
     }
-    let result = if global.has("systemd-cgroup") && matches!(cmd, "create" | "run") {
-        Err(CliError::Runtime(Error::Unsupported(
-            "--systemd-cgroup: the systemd cgroup driver needs a running systemd, which this runtime does not drive yet".into(),
-        )))
-    } else {
-        dispatch(cmd, rest, &root)
-    };
+    // The driver is chosen at create and recorded: the later commands follow the state.
+    let result = dispatch(cmd, rest, &root, global.has("systemd-cgroup"));
     match result {
         Ok(code) => code,
         Err(CliError::Usage(msg)) => usage_error(&msg),
@@ -305,7 +300,12 @@ fn table_for(cmd: &str) -> Option<&'static [Opt]> {
     })
 }
 
-fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
+fn dispatch(
+    cmd: &str,
+    rest: &[String],
+    root: &std::path::Path,
+    systemd_cgroup: bool,
+) -> Result<ExitCode, CliError> {
     if cmd == "exec" {
         return exec(rest, root);
     }
@@ -318,9 +318,9 @@ fn dispatch(cmd: &str, rest: &[String], root: &std::path::Path) -> Result<ExitCo
     match cmd {
         "create" => {
             let id = one_id(&a, cmd)?;
-            builder(&a, &id, root, false)?.create()?;
+            builder(&a, &id, root, false, systemd_cgroup)?.create()?;
         }
-        "run" => return run(&a, root),
+        "run" => return run(&a, root, systemd_cgroup),
         "start" => Container::load(root, &one_id(&a, cmd)?)?.start()?,
         "state" => {
             let c = Container::load(root, &one_id(&a, cmd)?)?;
@@ -386,6 +386,7 @@ fn builder(
     id: &str,
     root: &std::path::Path,
     own_terminal: bool,
+    systemd_cgroup: bool,
 ) -> Result<ContainerBuilder, CliError> {
     let preserve_fds = a.preserve_fds()?;
     Ok(ContainerBuilder::new(id)
@@ -399,18 +400,19 @@ fn builder(
             console_socket: a.get("console-socket").map(PathBuf::from),
             own_terminal,
             listen_fds: listen_fds(),
+            systemd_cgroup,
         }))
 }
 
 /// `run`: create and start; in the foreground also wait, forwarding signals, then delete
 /// (unless `--keep`) and exit with the container's status.
-fn run(a: &Args, root: &std::path::Path) -> Result<ExitCode, CliError> {
+fn run(a: &Args, root: &std::path::Path, systemd_cgroup: bool) -> Result<ExitCode, CliError> {
     let id = one_id(a, "run")?;
     let detach = a.has("detach");
     if !detach {
         cofferdam::signal::block_forwarded()?;
     }
-    let mut c = builder(a, &id, root, !detach)?.create()?;
+    let mut c = builder(a, &id, root, !detach, systemd_cgroup)?.create()?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e.into());

@@ -53,7 +53,7 @@ impl Rule {
     }
 
     /// Everything, of every type: such a rule decides the default.
-    fn is_wildcard(&self) -> bool {
+    pub(super) fn is_wildcard(&self) -> bool {
         self.kind == 'a'
             && self.major.is_none()
             && self.minor.is_none()

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod dbus;
 pub mod devices;
 pub mod stats;
+pub mod systemd;
 mod unset;
 mod v1;
 pub mod v2;
@@ -218,6 +220,10 @@ pub struct CgroupDir {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cgroup {
     pub dirs: Vec<CgroupDir>,
+    /// With the systemd driver: the scope unit that owns the cgroup. systemd makes and
+    /// removes its directory (see `systemd.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 impl Cgroup {
@@ -339,6 +345,16 @@ impl Cgroup {
     /// before the container's process runs. `update` uses `Phase::All`. Values that mean "not
     /// set" (Docker's zeros, see `unset.rs`) are not written.
     pub fn apply(&self, res: &LinuxResources, phase: Phase) -> Result<()> {
+        // Under systemd, its properties first (the files alone would be reset by systemd),
+        // then the same files as with cgroupfs.
+        let adjusted;
+        let res = match (&self.systemd, self.v2_dir()) {
+            (Some(unit), Some(d)) => {
+                adjusted = systemd::apply(unit, &d.path, res, phase)?;
+                &adjusted
+            }
+            _ => res,
+        };
         if phase != Phase::Devices {
             self.apply_limits(&strip_unset(res))?;
         }
@@ -548,8 +564,12 @@ impl Cgroup {
     }
 
     /// Move a process into the cgroup2 directory only: its v1 directories it joins itself
-    /// ([`Cgroup::join_v1_self`]).
+    /// ([`Cgroup::join_v1_self`]). This is the init's placement: with the systemd driver,
+    /// systemd has put it there already ([`Cgroup::start_unit`]).
     pub fn add_v2(&self, pid: i32) -> Result<()> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         self.add_where(pid, |d| d.v2)
     }
 
@@ -639,6 +659,9 @@ impl Cgroup {
     /// Remove what `create` made, leaf first. A leaf still busy after a bounded wait is an
     /// error; a shared parent that is still in use by another container is left alone.
     pub fn remove(&self) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return systemd::remove(unit, &self.dirs);
+        }
         let mut first_err = None;
         for d in &self.dirs {
             let Some(top) = &d.created_from else { continue };
