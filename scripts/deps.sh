@@ -25,11 +25,13 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v containerd >/dev/null || need+=(containerd)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
-# Docker (dockerd, its client, tini) for the Docker tests and scripts/capture-docker-resources.sh
-# (which also needs jq). Without recommends: they would bring apparmor and cgroupfs-mount.
+# Docker (dockerd, its client, docker-init, iptables) for tests/docker and
+# scripts/capture-docker-resources.sh (which also needs jq). Without recommends: they would bring
+# apparmor and cgroupfs-mount. The Docker tests set up their network namespace with ip(8).
 lean=()
 command -v dockerd >/dev/null || lean+=(docker.io)
 command -v jq >/dev/null || lean+=(jq)
+command -v ip >/dev/null || lean+=(iproute2)
 if [ "${#need[@]}" -gt 0 ] || [ "${#lean[@]}" -gt 0 ]; then
     echo "installing: ${need[*]} ${lean[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
