@@ -181,7 +181,8 @@ fn run(d: &Daemon) {
     d.okw("rm -f run-d");
 }
 
-/// `-d`, then `exec` (output, exit code, the container's pid namespace) and `exec -t`.
+/// `-d`, then `exec` (output, exit code, the container's pid namespace, user, cwd, env) and
+/// `exec -t`.
 fn detached_exec(d: &Daemon) {
     d.okw("run -d --name dx IMG sleep 1000");
     let out = d.ok(&[
@@ -199,6 +200,21 @@ fn detached_exec(d: &Daemon) {
     let out = d.ok(&["exec", "-t", "dx", "sh", "-c", "tty; [ -t 0 ] && echo term"]);
     assert!(lines(&out)[0].starts_with("/dev/pts/"), "exec -t: {out}");
     assert_eq!(lines(&out)[1], "term", "exec -t: {out}");
+    let script = "id -u; pwd; echo $GREETING";
+    let out = d.ok(&[
+        "exec",
+        "-u",
+        "1000",
+        "-w",
+        "/tmp",
+        "-e",
+        "GREETING=hi",
+        "dx",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(lines(&out), ["1000", "/tmp", "hi"], "exec -u -w -e");
     d.okw("rm -f dx");
 }
 
