@@ -44,11 +44,13 @@ if [ "${#files_only[@]}" -gt 0 ]; then
     apt-get install -y -qq "${files_only[@]}" >/dev/null
     [ -z "$made_policy" ] || rm -f $policy
 fi
-# Docker (dockerd, its client, tini) for the Docker tests and scripts/capture-docker-resources.sh
-# (which also needs jq). Without recommends: they would bring apparmor and cgroupfs-mount.
+# Docker (dockerd, its client, docker-init, iptables) for tests/docker and
+# scripts/capture-docker-resources.sh (which also needs jq). Without recommends: they would bring
+# apparmor and cgroupfs-mount. The Docker tests set up their network namespace with ip(8).
 lean=()
 command -v dockerd >/dev/null || lean+=(docker.io)
 command -v jq >/dev/null || lean+=(jq)
+command -v ip >/dev/null || lean+=(iproute2)
 if [ "${#need[@]}" -gt 0 ] || [ "${#lean[@]}" -gt 0 ]; then
     echo "installing: ${need[*]} ${lean[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
