@@ -504,6 +504,27 @@ fn a_blkio_knob_the_kernel_lacks_is_reported_missing_not_denied() {
 }
 
 #[test]
+fn kernel_tcp_memory_is_limited_on_v1_and_kernel_memory_is_ignored() {
+    // The validation suite's linux_cgroups_memory sets both. kernelTCP is still a v1 limit;
+    // kernel memory limits are no longer honoured by the kernel, so they must not fail create.
+    let env = Env::new("kmemtcp");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["memory"] = json!({"kernel": 64 << 20, "kernelTCP": 16 << 20});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "memory");
+    if !unified() && dir.join("memory.kmem.tcp.limit_in_bytes").exists() {
+        assert_eq!(
+            read(&dir, "memory.kmem.tcp.limit_in_bytes"),
+            (16u64 << 20).to_string()
+        );
+    }
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
 fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace() {
     let env = Env::new("killall");
     let mut b = env.bundle("b", &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
