@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
-# a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, and
-# the engines (podman, containerd, Docker) and ip(8) for the namespace and device tests. Safe to
-# run again.
+# a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, the
+# engines (podman, containerd, Docker), ip(8) for the namespace and device tests, and Go for the
+# OCI validation suite. Safe to run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
@@ -24,6 +24,11 @@ command -v conmon >/dev/null || need+=(conmon)
 command -v iptables >/dev/null || need+=(iptables)
 # containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
 command -v containerd >/dev/null || need+=(containerd)
+# The OCI validation suite (scripts/validation.sh) is built from source with Debian's Go; its
+# programs unpack their rootfs with tar.
+command -v go >/dev/null || need+=(golang-go)
+command -v make >/dev/null || need+=(make)
+command -v tar >/dev/null || need+=(tar)
 # podman's default seccomp profile, a real-world fixture for the seccomp tests.
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 # The systemd driver's tests boot this host's systemd and dbus-daemon in a VM

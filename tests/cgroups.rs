@@ -416,6 +416,62 @@ fn resources_the_host_cannot_apply_fail_clearly_and_leave_nothing() {
 }
 
 #[test]
+fn a_blkio_knob_the_kernel_lacks_is_reported_missing_not_denied() {
+    // blkio.leaf_weight belongs to the CFQ scheduler: the v1 blkio hierarchy of a blk-mq kernel
+    // (this project's CI host) has none, and cgroupfs refuses to create a file with EACCES,
+    // which must not become the error ("Permission denied" sends the user the wrong way).
+    let env = Env::new("leafweight");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["blockIO"] = json!({"leafWeight": 300});
+    b.save();
+    let id = env.id("c");
+    let blkio = std::path::Path::new("/sys/fs/cgroup/blkio");
+    let out = env.cmd(&["create", "--bundle", b.path_str(), &id]);
+    if unified() || !blkio.exists() {
+        // cgroup v2 has no leaf weight: ignored with a warning, as by runc.
+        ok(&out, "create");
+    } else if blkio.join("blkio.leaf_weight").exists() {
+        ok(&out, "create");
+        let pid = env.state(&id)["pid"].as_i64().unwrap() as i32;
+        assert_eq!(read(&cgroup_dir(pid, "blkio"), "blkio.leaf_weight"), "300");
+    } else {
+        assert!(
+            !out.status.success(),
+            "create succeeded without blkio.leaf_weight"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("blkio.leaf_weight") && err.contains("No such file"),
+            "{err}"
+        );
+        assert!(!err.contains("Permission denied"), "{err}");
+    }
+    let _ = env.cmd(&["delete", "--force", &id]);
+    env.assert_nothing_left(&id);
+}
+
+#[test]
+fn kernel_tcp_memory_is_limited_on_v1_and_kernel_memory_is_ignored() {
+    // The validation suite's linux_cgroups_memory sets both. kernelTCP is still a v1 limit;
+    // kernel memory limits are no longer honoured by the kernel, so they must not fail create.
+    let env = Env::new("kmemtcp");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    b.config["linux"]["resources"]["memory"] = json!({"kernel": 64 << 20, "kernelTCP": 16 << 20});
+    b.save();
+    let id = env.id("c");
+    let pid = start(&env, &b, &id);
+    let dir = cgroup_dir(pid, "memory");
+    if !unified() && dir.join("memory.kmem.tcp.limit_in_bytes").exists() {
+        assert_eq!(
+            read(&dir, "memory.kmem.tcp.limit_in_bytes"),
+            (16u64 << 20).to_string()
+        );
+    }
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
+#[test]
 fn kill_all_reaches_every_process_of_a_container_without_a_pid_namespace() {
     let env = Env::new("killall");
     let mut b = env.bundle("b", &["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);

@@ -701,11 +701,17 @@ fn read_procs(dir: &Path) -> Result<Vec<i32>> {
 
 pub(crate) fn write_file(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
-    std::fs::write(&path, value).map_err(|source| Error::CgroupWrite {
-        path,
-        value: value.to_string(),
-        source,
-    })
+    // Opened without O_CREAT: a knob this kernel does not have is then ENOENT ("No such file"),
+    // where a create in cgroupfs would be refused with a misleading EACCES.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()))
+        .map_err(|source| Error::CgroupWrite {
+            path,
+            value: value.to_string(),
+            source,
+        })
 }
 
 pub(crate) fn read_file(dir: &Path, file: &str) -> Result<String> {

@@ -58,8 +58,20 @@ pub(super) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     if m.disable_oom_killer() == Some(true) {
         write_file(dir, "memory.oom_control", "1")?;
     }
-    if m.kernel().is_some() || m.kernel_tcp().is_some() {
-        log::warn!("memory.kernel and memory.kernelTCP are deprecated by the kernel: ignored");
+    if m.kernel().is_some() {
+        // Deprecated in 5.4, refused since 5.16, then ignored or gone: as runc, ignore it.
+        log::warn!("memory.kernel is no longer honoured by the kernel: ignored");
+    }
+    if let Some(t) = m.kernel_tcp() {
+        // Still enforced on v1 (Linux 6.12 only warns that it is deprecated); a kernel that
+        // has dropped the file gets it ignored, as v2 (which never had one) does.
+        if dir.join("memory.kmem.tcp.limit_in_bytes").exists() {
+            write_file(dir, "memory.kmem.tcp.limit_in_bytes", &t.to_string())?;
+        } else {
+            log::warn!(
+                "memory.kernelTCP: this kernel has no memory.kmem.tcp.limit_in_bytes: ignored"
+            );
+        }
     }
     Ok(())
 }
