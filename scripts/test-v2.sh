@@ -38,4 +38,8 @@ export COFFERDAM_V2_TARGETS=$targets
 "$vm" -q --mem 4G --timeout 2400 -- sh -c '
     grep -q " - cgroup2 " /proc/self/mountinfo && ! grep -q " - cgroup " /proc/self/mountinfo \
         || { echo "test-v2: the VM is not a pure cgroup2 host" >&2; exit 1; }
-    cargo test --offline --no-fail-fast $COFFERDAM_V2_TARGETS'
+    status=0
+    cargo test --offline --no-fail-fast $COFFERDAM_V2_TARGETS || status=$?
+    # The OCI validation suite too, in the same boot (built on the host by scripts/test.sh).
+    CARGO_NET_OFFLINE=true bash scripts/validation.sh || status=$?
+    exit $status'

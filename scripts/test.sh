@@ -50,6 +50,8 @@ stage "tests (host)" cargo test --all-targets
 stage "doc tests" cargo test --doc
 stage "nothing left" no_cgroups_left
 stage "examples" examples
+# The OCI validation suite (runtime-tools): every program, with only explained failures.
+stage "validation suite (host)" bash scripts/validation.sh
 # The same tests on a pure cgroup v2 host, in a VM, where the tool for it is present.
 stage "tests (cgroup v2 VM)" bash scripts/test-v2.sh
 # The systemd cgroup driver against a real systemd: the same VM with systemd as PID 1.

@@ -7,7 +7,8 @@
 #
 # usage: scripts/validation.sh [PROGRAM...]          (default: all of them)
 #   RUNTIME=/usr/sbin/runc        the runtime to test (default: cofferdam's debug build, built here)
-#   TEST_TIMEOUT_FACTOR=3         scales the per-program timeout (default 1: 120 s each)
+#   TEST_TIME_FACTOR=3            scales the per-program timeout (default 1: 120 s each), as it
+#                                 scales every deadline of the tests
 #   VALIDATION_TRACE=1            records every runtime call, its exit status and stderr in the logs
 #   VALIDATION_TARBALL, VALIDATION_EXPECTED, VALIDATION_CACHE override the paths below.
 # Each program's stdout (TAP) and stderr are kept in $VALIDATION_CACHE/logs/<runtime>/.
@@ -17,9 +18,9 @@ repo=$PWD
 tarball=${VALIDATION_TARBALL:-$repo/../shared/suites/runtime-tools-260e151.tar.gz}
 expected=${VALIDATION_EXPECTED:-$repo/tests/validation-expected-failures.txt}
 cache=${VALIDATION_CACHE:-${CARGO_TARGET_DIR:-$repo/target}/validation}
-factor=${TEST_TIMEOUT_FACTOR:-1}
+factor=${TEST_TIME_FACTOR:-${TEST_TIMEOUT_FACTOR:-1}}
 limit=$(awk -v f="$factor" 'BEGIN { if (f + 0 <= 0) exit 1; printf "%d", 120 * f + 0.5 }') ||
-    { echo "validation: TEST_TIMEOUT_FACTOR=$factor is not a positive number" >&2; exit 2; }
+    { echo "validation: TEST_TIME_FACTOR=$factor is not a positive number" >&2; exit 2; }
 [ -r "$tarball" ] || { echo "validation: the suite's tarball $tarball is missing" >&2; exit 2; }
 [ -r "$expected" ] || { echo "validation: the expected failures list $expected is missing" >&2; exit 2; }
 
