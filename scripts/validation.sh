@@ -292,8 +292,15 @@ total_pass=0 total_xfail=0 total_fail=0 ok_sum=0 notok_sum=0 skip_sum=0 unexpect
 start_all=$(date +%s.%N)
 printf 'validation: %s programs against %s (timeout %ss each); this machine: %s\n' \
     "${#programs[@]}" "$runtime" "$limit" "${held[*]:-nothing missing}"
-for p in "${programs[@]}"; do
-    d=$work/$p
+# A program with an unexpected failure runs once more (the suite's programs race now and then
+# on a busy machine); a pass then is reported as FLAKY with the first run's failures, so that a
+# real regression (which fails twice) still fails the run and an intermittent one stays visible.
+queue=("${programs[@]}")
+declare -A tried firstfail
+while [ "${#queue[@]}" -gt 0 ]; do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    d=$work/$p${tried[$p]:+.retry}
     current=$d
     mkdir -p "$d/state" "$d/tmp"
     # The suite runs $RUNTIME with runc's command line and no --root: this gives it one, and
@@ -354,10 +361,24 @@ for p in "${programs[@]}"; do
     elif [ "$nunexp" = 0 ]; then
         verdict=XFAIL
         total_xfail=$((total_xfail + 1))
+    elif [ -z "${tried[$p]:-}" ]; then
+        # Not counted yet: run it again at once.
+        tried[$p]=1
+        firstfail[$p]=$(printf '%s; ' "${unexp[@]}")
+        printf '%-5s %-32s %4d ok %3d failed (unexpected: %s) - running it again\n' \
+            "RERUN" "$p" "$ok" "$nfail" "${firstfail[$p]}"
+        ok_sum=$((ok_sum - ok))
+        notok_sum=$((notok_sum - nfail))
+        skip_sum=$((skip_sum - skip))
+        queue=("$p" "${queue[@]}")
+        continue
     else
         verdict=FAIL
         total_fail=$((total_fail + 1))
         unexpected=1
+    fi
+    if [ -n "${tried[$p]:-}" ] && [ "$verdict" != FAIL ]; then
+        notes+=("FLAKY: the first run failed: ${firstfail[$p]}")
     fi
     verdicts[$p]=$verdict
     printf '%-5s %-32s %4d ok %3d failed %3d skipped  rc=%-3s %6ss\n' \
