@@ -228,6 +228,12 @@ fn assert_no_container_cgroups(env: &Env) {
 /// container's network namespace as a bind mount under /run/netns, which cofferdam joins.
 #[test]
 fn podman_bridge_network_through_cofferdam() {
+    // Networking is the same on cgroup v1 and v2, and under emulation this test alone took
+    // minutes: the cgroup v2 VM pass (scripts/test-v2.sh) leaves it to the host's.
+    if std::env::var_os("COFFERDAM_TEST_V2_VM").is_some() {
+        eprintln!("podman bridge: run on the host pass only (COFFERDAM_TEST_V2_VM is set)");
+        return;
+    }
     let env = Env::new("podmanbridge");
     let host_links = || {
         let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
