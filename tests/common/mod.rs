@@ -606,10 +606,20 @@ impl Drop for HostMount {
 
 /// A network namespace made by `ip netns add` (a bind mount at `/run/netns/NAME`), deleted
 /// when dropped, with whatever was made in it (bridges, veths, firewall rules).
-pub struct IpNetns(pub String);
+pub struct IpNetns(pub String, bool);
+
+/// Whether /run/netns is a mount point: the first `ip netns add` on a machine binds the
+/// directory onto itself (shared) and leaves that mount behind after the last delete.
+fn run_netns_mounted() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some("/run/netns"))
+}
 
 impl IpNetns {
     pub fn add(name: &str) -> IpNetns {
+        let had_mount = run_netns_mounted();
         let out = Command::new("ip").args(["netns", "add", name]).output();
         let out = out.expect("ip (iproute2) is installed by scripts/deps.sh");
         assert!(
@@ -617,7 +627,7 @@ impl IpNetns {
             "ip netns add: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        IpNetns(name.to_string())
+        IpNetns(name.to_string(), !had_mount)
     }
 
     pub fn path(&self) -> PathBuf {
@@ -630,5 +640,11 @@ impl Drop for IpNetns {
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.0])
             .status();
+        // The /run/netns mount, if this add made it and no namespace is left in it (a plain
+        // umount: it fails, harmlessly, while another test's namespace is bound there).
+        let empty = std::fs::read_dir("/run/netns").is_ok_and(|mut d| d.next().is_none());
+        if self.1 && empty {
+            let _ = Command::new("umount").arg("/run/netns").status();
+        }
     }
 }
