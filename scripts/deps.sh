@@ -51,11 +51,10 @@ if [ "${#files_only[@]}" -gt 0 ]; then
 fi
 # Docker (dockerd, its client, docker-init, iptables) for tests/docker and
 # scripts/capture-docker-resources.sh (which also needs jq). Without recommends: they would bring
-# apparmor and cgroupfs-mount. The Docker tests set up their network namespace with ip(8).
+# apparmor and cgroupfs-mount. (ip(8), which the Docker tests use too, is asked for above.)
 lean=()
 command -v dockerd >/dev/null || lean+=(docker.io)
 command -v jq >/dev/null || lean+=(jq)
-command -v ip >/dev/null || lean+=(iproute2)
 if [ "${#need[@]}" -gt 0 ] || [ "${#lean[@]}" -gt 0 ]; then
     echo "installing: ${need[*]} ${lean[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
