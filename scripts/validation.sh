@@ -10,7 +10,8 @@
 #   TEST_TIMEOUT_FACTOR=3         scales the per-program timeout (default 1: 120 s each)
 #   VALIDATION_TRACE=1            records every runtime call, its exit status and stderr in the logs
 #   VALIDATION_TARBALL, VALIDATION_EXPECTED, VALIDATION_CACHE override the paths below.
-# Each program's stdout (TAP) and stderr are kept in $VALIDATION_CACHE/logs/<runtime>/.
+# Each program's stdout (TAP) and stderr are kept in $VALIDATION_CACHE/logs/<runtime>/. One run
+# at a time on a machine (/run/lock/cofferdam-validation.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -20,6 +21,7 @@ cache=${VALIDATION_CACHE:-${CARGO_TARGET_DIR:-$repo/target}/validation}
 factor=${TEST_TIMEOUT_FACTOR:-1}
 limit=$(awk -v f="$factor" 'BEGIN { if (f + 0 <= 0) exit 1; printf "%d", 120 * f + 0.5 }') ||
     { echo "validation: TEST_TIMEOUT_FACTOR=$factor is not a positive number" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "validation: run it as root (it creates containers and cgroups)" >&2; exit 2; }
 [ -r "$tarball" ] || { echo "validation: the suite's tarball $tarball is missing" >&2; exit 2; }
 [ -r "$expected" ] || { echo "validation: the expected failures list $expected is missing" >&2; exit 2; }
 
@@ -34,10 +36,12 @@ fi
 mkdir -p "$cache"
 
 # The suite's cgroup paths are fixed (/cgrouptest, and testdir/cgrouptest/container relative to
-# the runtime's own cgroup), so two runs on one machine would share them: one at a time.
-exec 9>"$cache/lock"
+# the runtime's own cgroup), so two runs on one machine, from any checkout, would share them: one
+# at a time. (The programs run with this fd closed, so no container can keep the lock.)
+mkdir -p /run/lock
+exec 9>/run/lock/cofferdam-validation.lock
 if ! flock -n 9; then
-    echo "validation: waiting for the other run holding $cache/lock" >&2
+    echo "validation: waiting for the other run holding /run/lock/cofferdam-validation.lock" >&2
     flock 9
 fi
 
@@ -51,7 +55,7 @@ if [ ! -f "$suite/.built" ]; then
     # Offline: the tarball holds its Go dependencies (vendor/). Go's caches stay in the cache dir.
     if ! (cd "$build/runtime-tools" &&
         GOFLAGS=-mod=vendor GOPROXY=off GOCACHE=$cache/gocache GOPATH=$cache/gopath \
-            make runtimetest validation-executables) >"$build/build.log" 2>&1; then
+            make runtimetest validation-executables) >"$build/build.log" 2>&1 9>&-; then
         tail -n 30 "$build/build.log" >&2
         echo "validation: the suite did not build (log: $build/build.log)" >&2
         exit 1
@@ -302,7 +306,7 @@ for p in "${programs[@]}"; do
     t0=$(date +%s.%N)
     rc=0
     (cd "$suite" && TMPDIR=$d/tmp RUNTIME=$d/rt timeout -k 10 "$limit" "./validation/$p/$p.t") \
-        </dev/null >"$logs/$p.out" 2>"$logs/$p.err" || rc=$?
+        </dev/null >"$logs/$p.out" 2>"$logs/$p.err" 9>&- || rc=$?
     secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
     notes=()
