@@ -268,12 +268,7 @@ impl Containerd {
                 dir.display()
             );
         }
-        let mounts =
-            std::fs::read_to_string(format!("/proc/{}/mountinfo", self.containerd_pid())).unwrap();
-        let left: Vec<&str> = mounts
-            .lines()
-            .filter(|l| ids.iter().any(|id| l.contains(id)) || l.contains("/netns/"))
-            .collect();
+        let left = self.pod_mounts(ids);
         assert!(
             left.is_empty(),
             "{pod}: mounts left in containerd's namespace: {left:?}"
@@ -299,6 +294,23 @@ impl Containerd {
         }
         let links = self.in_netns(&["ip", "-o", "link", "show", "type", "veth"]);
         assert_eq!(links.trim(), "", "{pod}: veths left");
+    }
+
+    /// The mount points in containerd's mount namespace that belong to a pod whose sandbox
+    /// and container ids are `ids`: its rootfs overlays, the sandbox's shm, the network
+    /// namespace's bind mount (all under the test's directory; the namespace also holds copies
+    /// of the host's mounts, other users' /run/netns/* among them).
+    pub fn pod_mounts(&self, ids: &[&str]) -> Vec<String> {
+        let mounts =
+            std::fs::read_to_string(format!("/proc/{}/mountinfo", self.containerd_pid())).unwrap();
+        let ours = format!("{}/", self.env.dir.display());
+        mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|mp| mp.starts_with(&ours))
+            .filter(|mp| ids.iter().any(|id| mp.contains(id)) || mp.contains("/netns/"))
+            .map(str::to_string)
+            .collect()
     }
 
     /// A command in the test's network namespace (containerd's); its stdout.

@@ -342,6 +342,24 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
         text.contains("hello-over-localhost") && text.contains("listener-done")
     });
 
+    // What the removal must take away (see the end): each container's rootfs, the sandbox's
+    // shm, and the bridge pod's network namespace.
+    let mounts = d.pod_mounts(&[&sandbox, &a, &b]);
+    let has = |part: &str| mounts.iter().any(|m| m.contains(part));
+    assert!(
+        has(&format!("{a}/rootfs"))
+            && has(&format!("{b}/rootfs"))
+            && has(&format!("{sandbox}/shm")),
+        "{}: {mounts:?}",
+        what("the pod's mounts")
+    );
+    assert_eq!(
+        has("/netns/"),
+        net == "cni",
+        "{}: {mounts:?}",
+        what("the netns mount")
+    );
+
     // The limits, as the kernel has them.
     let cg = |id: &str| CgroupFiles::new(&cgroup_parent, id);
     for id in [&a, &b] {
