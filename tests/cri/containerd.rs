@@ -196,7 +196,7 @@ impl Containerd {
             self.rs().exec_sync(cri::ExecSyncRequest {
                 container_id: id.into(),
                 cmd: cmd.iter().map(|s| s.to_string()).collect(),
-                timeout: 60,
+                timeout: patience(Duration::from_secs(60)).as_secs() as i64,
             }),
         );
         (
