@@ -169,7 +169,7 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
         .unwrap_or_default();
     if net == "cni" {
         assert!(
-            pod_ip.starts_with("10.214.0."),
+            pod_ip.starts_with(SUBNET.trim_end_matches("0/24")),
             "{}",
             what(&format!(
                 "the pod's address {pod_ip:?} is not on the CNI bridge"
