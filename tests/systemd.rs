@@ -156,6 +156,50 @@ fn malformed_systemd_paths_are_clear_errors() {
 }
 
 #[test]
+fn a_bad_systemd_property_annotation_is_a_clear_error() {
+    let env = Env::new("sdbadprop");
+    let id = env.id("c");
+    let (mut b, _) = scoped_bundle(&env, "b", &["true"], &id);
+    for (key, value) in [
+        ("org.systemd.property.TimeoutStopSec", "'soon'"),
+        ("org.systemd.property.KillSignal", "'unclosed"),
+        ("org.systemd.property.X", "1"),
+    ] {
+        b.config["annotations"] = json!({ key: value });
+        b.save();
+        let out = env.cmd(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
+        assert_ne!(out.status.code(), Some(0), "{key}={value} was accepted");
+        let err = stderr_text(&out);
+        assert!(err.contains(key), "{key}: {err}");
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// `org.systemd.property.*` annotations are properties of the scope, as runc takes them
+/// (CRI-O and newer podman send some): `...Sec` in seconds becomes `...USec`.
+#[test]
+fn annotations_name_extra_properties_of_the_scope() {
+    need_systemd!();
+    let env = Env::new("sdprops");
+    let id = env.id("c");
+    let (mut b, unit) = scoped_bundle(&env, "b", &["sleep", "1000"], &id);
+    let _guard = UnitGuard(vec![unit.clone()]);
+    b.config["annotations"] = json!({
+        "org.systemd.property.TimeoutStopSec": "7",
+        "org.systemd.property.KillSignal": "10",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+    });
+    b.save();
+    run_detached(&env, &b, &id);
+    assert_eq!(show(&unit, "TimeoutStopUSec"), "7s");
+    assert_eq!(show(&unit, "KillSignal"), "10");
+    assert_eq!(show(&unit, "CollectMode"), "inactive-or-failed");
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    assert_unit_gone(&unit, &scope_dir(&unit));
+    env.assert_nothing_left(&id);
+}
+
+#[test]
 fn lifecycle_in_a_scope_with_its_properties() {
     need_systemd!();
     let env = Env::new("sdlife");
