@@ -319,7 +319,7 @@ fn create(
                     p.to_str()
                         .ok_or_else(|| Error::InvalidConfig("cgroupsPath is not UTF-8".into()))
                 });
-                Cgroup::plan_systemd(&layout, path.transpose()?, id)?
+                Cgroup::plan_systemd(&layout, path.transpose()?, id, spec.annotations().as_ref())?
             }
             Some(path) => Cgroup::plan(&layout, path)?,
             None => Cgroup::plan_default(&layout, id)?,
@@ -440,7 +440,7 @@ fn create(
     log::debug!("create {id}: init forked");
     cgroup.make(false)?;
     // With systemd, the cgroup is a unit made with the init in it, now that there is an init.
-    cgroup.start_unit(id, init.pid, resources)?;
+    cgroup.start_unit(id, init.pid, resources, spec.annotations().as_ref())?;
     log::debug!("create {id}: cgroup directories made");
     pending.setup(&cfg, &persisted)?;
     log::debug!("create {id}: init ready");

@@ -3,6 +3,8 @@
 //! busybox at /bin/busybox (`scripts/test.sh` installs `busybox-static`).
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
