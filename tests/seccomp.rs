@@ -373,10 +373,8 @@ fn old_profile(extra: &[Value]) -> Value {
 }
 
 fn native(name: &str) -> i64 {
-    match cofferdam::seccomp::syscall(name) {
-        cofferdam::seccomp::Syscall::Native(nr) => nr,
-        other => panic!("{name}: {other:?}"),
-    }
+    cofferdam::internals::native_syscall(name)
+        .unwrap_or_else(|| panic!("{name}: not a syscall of this architecture"))
 }
 
 /// busybox `nsenter` is setns(2), newer than every syscall of the old profile: it gets
@@ -388,10 +386,7 @@ fn native(name: &str) -> i64 {
 fn a_profile_older_than_a_syscall_gives_it_enosys_and_its_own_rules_still_hold() {
     let newest = OLD_ALLOW
         .iter()
-        .filter_map(|n| match cofferdam::seccomp::syscall(n) {
-            cofferdam::seccomp::Syscall::Native(nr) => Some(nr),
-            _ => None,
-        })
+        .filter_map(|n| cofferdam::internals::native_syscall(n))
         .max()
         .unwrap();
     assert!(
