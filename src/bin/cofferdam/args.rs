@@ -1,5 +1,5 @@
-//! runc's options: the table of each command, and a parser that takes them in every form runc
-//! (Go's flag package) does: `--name value`, `--name=value`, `-n value` and the
+//! runc's options: the table of each command, and a parser (lexopt) that takes them in every
+//! form runc (Go's flag package) does: `--name value`, `--name=value`, `-n value` and the
 //! single-dash `-name`, anywhere among the arguments (`create ID --bundle DIR`).
 
 use crate::CliError;
@@ -160,56 +160,69 @@ pub fn parse(
     table: &[Opt],
     stop_at_command: bool,
 ) -> Result<(Args, Vec<String>), String> {
+    use lexopt::Arg;
+    let text = |v: std::ffi::OsString| {
+        v.into_string()
+            .map_err(|v| format!("{v:?} is not valid UTF-8"))
+    };
     let mut out = Args::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            if stop_at_command && i + 1 < args.len() {
-                return Ok((out, args[i + 1..].to_vec()));
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        // (as typed, for errors; the name; a value attached with '=')
+        let (spelled, name, inline) = match arg {
+            Arg::Value(v) => {
+                let v = text(v)?;
+                if stop_at_command {
+                    let mut rest = vec![v];
+                    for a in p.raw_args().map_err(|e| e.to_string())? {
+                        rest.push(text(a)?);
+                    }
+                    return Ok((out, rest));
+                }
+                out.pos.push(v);
+                continue;
             }
-            out.pos.extend(args[i + 1..].iter().cloned());
-            return Ok((out, Vec::new()));
-        }
-        if !a.starts_with('-') || a == "-" {
-            if stop_at_command {
-                return Ok((out, args[i..].to_vec()));
+            Arg::Long(name) => {
+                let name = name.to_string();
+                let inline = p.optional_value().map(text).transpose()?;
+                (format!("--{name}"), name, inline)
             }
-            out.pos.push(a.clone());
-            i += 1;
-            continue;
-        }
-        let body = a.trim_start_matches('-');
-        let (name, inline) = match body.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (body, None),
+            Arg::Short(c) => {
+                // Go's single-dash long form (`-bundle DIR`, `-debug=false`) comes as a short
+                // option with the rest of the word attached; a short one may have `=value`.
+                let attached = p.optional_value().map(text).transpose()?;
+                let word = format!("{c}{}", attached.as_deref().unwrap_or(""));
+                match word
+                    .split_once('=')
+                    .map_or((word.as_str(), None), |(n, v)| (n, Some(v)))
+                {
+                    (n, v) if n.len() > 1 && table.iter().any(|o| o.names.contains(&n)) => {
+                        (format!("-{word}"), n.to_string(), v.map(String::from))
+                    }
+                    _ => (format!("-{word}"), c.to_string(), attached),
+                }
+            }
         };
         let opt = table
             .iter()
-            .find(|o| o.names.contains(&name))
-            .ok_or_else(|| format!("unknown option {a}"))?;
+            .find(|o| o.names.contains(&name.as_str()))
+            .ok_or_else(|| format!("unknown option {spelled}"))?;
         let value = if opt.value {
             match inline {
                 Some(v) => v,
-                None => {
-                    i += 1;
-                    args.get(i)
-                        .cloned()
-                        .ok_or_else(|| format!("option {a} needs a value"))?
-                }
+                None => p
+                    .value()
+                    .map_err(|_| format!("option {spelled} needs a value"))
+                    .and_then(text)?,
             }
         } else {
             match inline.as_deref() {
                 None | Some("true") => "true".into(),
-                Some("false") => {
-                    i += 1;
-                    continue;
-                }
-                Some(v) => return Err(format!("option {a} takes no value, got {v:?}")),
+                Some("false") => continue,
+                Some(v) => return Err(format!("option {spelled} takes no value, got {v:?}")),
             }
         };
         out.opts.push((opt.names[0], value));
-        i += 1;
     }
     Ok((out, Vec::new()))
 }
@@ -281,8 +294,11 @@ mod tests {
     fn mistakes_are_named() {
         let err = |a: &[&str], t| parse(&strings(a), t, false).err().unwrap();
         assert_eq!(err(&["--bogus"], CREATE), "unknown option --bogus");
-        assert_eq!(err(&["-dt"], RUN), "unknown option -dt");
+        assert_eq!(err(&["-dt"], RUN), "option -dt takes no value, got \"t\"");
         assert_eq!(err(&["--bundle"], CREATE), "option --bundle needs a value");
-        assert!(err(&["--detach=maybe"], RUN).ends_with("takes no value, got \"maybe\""));
+        assert_eq!(
+            err(&["--detach=maybe"], RUN),
+            "option --detach takes no value, got \"maybe\""
+        );
     }
 }
