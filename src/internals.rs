@@ -1,4 +1,4 @@
-//! Not part of the API: what the project's fuzz target and tests reach inside, behind the
+//! Not part of the API: what the project's fuzz target reaches inside, behind the
 //! `internals` feature, with no stability promise. Embedders should not enable it.
 
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxSeccomp};
@@ -19,12 +19,4 @@ pub fn device_program(
     devices: Option<&Vec<LinuxDeviceCgroup>>,
 ) -> crate::Result<Option<impl std::fmt::Debug>> {
     Ok(crate::cgroups::devices::rules(devices)?.map(|r| crate::cgroups::devices::program(&r)))
-}
-
-/// The number of a syscall of this architecture by name, as the seccomp compiler finds it.
-pub fn native_syscall(name: &str) -> Option<i64> {
-    match crate::seccomp::syscall(name) {
-        crate::seccomp::Syscall::Native(nr) => Some(nr),
-        _ => None,
-    }
 }

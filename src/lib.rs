@@ -27,11 +27,13 @@
 //!
 //! ## What it needs
 //!
-//! Run as root, the whole spec is available, user namespaces included (`linux.uidMappings`,
-//! idmapped mounts). Run by an unprivileged user, containers need a user namespace that maps
-//! that user (as [`spec::rootless_spec_json`] writes) and get no cgroup, so
-//! `linux.resources` is refused. `create` forks the calling process: call it from a thread
-//! that may fork (any thread, with glibc).
+//! Run as root, containers may have new user namespaces (`linux.uidMappings`, idmapped
+//! mounts) as well as every other namespace; joining a user namespace by path is not
+//! supported yet. Run by an unprivileged user, a container needs a user namespace that maps
+//! that user (as [`spec::rootless_spec_json`] writes) and gets no cgroup, so
+//! `linux.resources` is refused, and `exec` into its own pid namespace is not done yet.
+//! `create` forks the calling process: call it from a thread that may fork (any thread, with
+//! glibc).
 //!
 //! Until their `execve`, the processes `create` and `exec` fork into a container run the
 //! calling program's binary. A program that makes containers should first call
