@@ -16,6 +16,11 @@
 //! cgroup is bind-mounted over /sys/fs/cgroup/unified, for every runtime alike. It is also a
 //! child subreaper, as an engine's shim is, so it waits for the containers' inits itself.
 //!
+//! cofferdam is measured as it ships: the static binary `scripts/build-static.sh` makes (the
+//! bench runs it first; it is quick when nothing changed), not the dynamic one `cargo bench`
+//! builds. `COFFERDAM_BENCH_BIN=PATH` measures another build instead (the dynamic
+//! `target/release/cofferdam`, to see what the static link saves).
+//!
 //! BENCH_ROUNDS (default 20) sets the number of rounds.
 
 use std::collections::BTreeMap;
@@ -54,7 +59,8 @@ fn main() {
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_cofferdam"));
+    let ours = ours();
+    eprintln!("cofferdam: {}", ours.display());
     // Whatever happens below, remove what the bench made.
     let _cleanup = Cleanup {
         work: work.clone(),
@@ -481,6 +487,25 @@ fn needed(bin: &Path) -> String {
     } else {
         libs.join(", ")
     }
+}
+
+/// The cofferdam binary to measure: `COFFERDAM_BENCH_BIN`, else the static release binary,
+/// built by `scripts/build-static.sh` (which names the host's triple itself).
+fn ours() -> PathBuf {
+    if let Some(bin) = std::env::var_os("COFFERDAM_BENCH_BIN") {
+        return PathBuf::from(bin);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/build-static.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("bash scripts/build-static.sh");
+    assert!(
+        out.status.success(),
+        "scripts/build-static.sh failed; COFFERDAM_BENCH_BIN=PATH measures another build"
+    );
+    repo.join(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 struct Cleanup {

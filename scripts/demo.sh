@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --release --quiet
-# The target is named in .cargo/config.toml (static glibc), hence its directory.
-bin=$PWD/target/x86_64-unknown-linux-gnu/release/cofferdam
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/cofferdam
 work=$(mktemp -d /tmp/cofferdam-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/rootfs/bin"

@@ -8,8 +8,7 @@ seq_n=${1:-1000}
 par_n=${2:-200}
 bash scripts/deps.sh
 cargo build --quiet
-# The target is named in .cargo/config.toml (static glibc), hence its directory.
-bin=$PWD/target/x86_64-unknown-linux-gnu/debug/cofferdam
+bin=${CARGO_TARGET_DIR:-$PWD/target}/debug/cofferdam
 work=$(mktemp -d /tmp/cofferdam-soak.XXXXXX)
 prefix=cofferdam-soak-$$
 trap 'rm -rf "$work"' EXIT

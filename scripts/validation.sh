@@ -31,8 +31,7 @@ if [ -n "${RUNTIME:-}" ]; then
     runtime=$(command -v "$RUNTIME") || { echo "validation: RUNTIME=$RUNTIME not found" >&2; exit 2; }
 else
     cargo build --quiet
-    # The target is named in .cargo/config.toml (static glibc), hence its directory.
-    runtime=$repo/target/x86_64-unknown-linux-gnu/debug/cofferdam
+    runtime=${CARGO_TARGET_DIR:-$repo/target}/debug/cofferdam
 fi
 mkdir -p "$cache"
 

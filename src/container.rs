@@ -82,6 +82,7 @@ pub struct ExecOptions {
 /// A process started in a container by [`Container::exec`]: a child of the caller.
 #[derive(Debug)]
 pub struct ExecProcess {
+    /// The process's pid in the runtime's pid namespace.
     pub pid: i32,
     terminal: Option<OwnedFd>,
 }
@@ -130,6 +131,8 @@ pub struct ContainerBuilder {
 }
 
 impl ContainerBuilder {
+    /// A container of this id (checked by [`validate_id`] at `create`), with the default state
+    /// root ([`default_root`]), `config.json` from the current directory, default options.
     pub fn new(id: impl Into<String>) -> Self {
         ContainerBuilder {
             id: id.into(),
@@ -166,6 +169,7 @@ impl ContainerBuilder {
         self
     }
 
+    /// The options of `create` beyond the bundle (runc's flags).
     pub fn options(mut self, opts: CreateOptions) -> Self {
         self.opts = opts;
         self
@@ -563,6 +567,7 @@ impl Container {
         self.terminal.take()
     }
 
+    /// The container's id.
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -572,10 +577,12 @@ impl Container {
         self.state.pid
     }
 
+    /// The bundle directory it was created from (absolute).
     pub fn bundle(&self) -> &Path {
         &self.state.bundle
     }
 
+    /// Its status now (derived each time from the init, the cgroup and the fifo).
     pub fn status(&self) -> Status {
         self.state.status(&self.dir)
     }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 /// Every mount option `mount::parse_options` understands by name (the rest is filesystem
 /// data passed to mount(2)). A unit test holds the two together.
-pub const MOUNT_OPTIONS: &[&str] = &[
+pub(crate) const MOUNT_OPTIONS: &[&str] = &[
     "async",
     "atime",
     "bind",
@@ -70,6 +70,9 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "unbindable",
 ];
 
+/// The OCI features document (the runtime spec's features.md) as JSON: the ociVersion range,
+/// hooks, mount options, namespaces, capabilities, cgroup, seccomp, AppArmor and SELinux
+/// support of this build on this host.
 pub fn features() -> Value {
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();

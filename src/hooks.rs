@@ -1,5 +1,5 @@
 //! `hooks`: programs run at the lifecycle points the spec names, with the container's state
-//! JSON on stdin, the hook's own `args` (args[0] is argv[0]) and `env` (nothing inherited),
+//! JSON on stdin, the hook's own `args` (`args[0]` is `argv[0]`) and `env` (nothing inherited),
 //! and an optional `timeout` in seconds.
 //!
 //! | hook            | run by                  | when                                     |

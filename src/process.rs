@@ -870,7 +870,7 @@ impl ExecPlan {
         })
     }
 
-    /// args[0] as execve will run it: a path, or looked up in the container's PATH.
+    /// `args[0]` as execve will run it: a path, or looked up in the container's PATH.
     fn find_program(&self) -> Step<CString> {
         let arg0 = self.args[0].to_string_lossy().into_owned();
         let candidates: Vec<PathBuf> = if arg0.contains('/') {

@@ -180,7 +180,7 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
 /// `kernel.domainname` to uts. None for every other key: those are not namespaced
 /// (`kernel.core_pattern`, `vm.*`...), so whatever namespaces the container has, a write
 /// would change the host's kernel.
-pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
+pub(crate) fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: &[&str] = &[
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -206,7 +206,7 @@ pub fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
 /// is written to the host's kernel (`kernel.core_pattern` = `|/tmp/x` runs a program as root
 /// on the host's next crash). `separate(typ)` says whether the container has a namespace of
 /// that type other than the runtime's own: a new one, or one joined by path that is not ours.
-pub fn check_sysctls(
+pub(crate) fn check_sysctls(
     spec: &Spec,
     separate: impl Fn(LinuxNamespaceType) -> Result<bool>,
 ) -> Result<()> {
@@ -242,7 +242,7 @@ pub fn check_sysctls(
 pub const MAX_ID: u32 = i32::MAX as u32;
 
 /// `process.user`: uid, gid and additional gids within 0..=[`MAX_ID`].
-pub fn check_user(process: &oci_spec::runtime::Process) -> Result<()> {
+pub(crate) fn check_user(process: &oci_spec::runtime::Process) -> Result<()> {
     let user = process.user();
     let ids = [("uid", user.uid()), ("gid", user.gid())]
         .into_iter()
@@ -263,7 +263,7 @@ pub fn check_user(process: &oci_spec::runtime::Process) -> Result<()> {
 }
 
 /// A process must name a program: `args` with a non-empty first entry.
-pub fn check_args(process: &oci_spec::runtime::Process) -> Result<()> {
+pub(crate) fn check_args(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => Ok(()),
         _ => Err(Error::InvalidConfig(
@@ -274,7 +274,7 @@ pub fn check_args(process: &oci_spec::runtime::Process) -> Result<()> {
 
 /// Accepts any 1.x.y (with an optional pre-release suffix): within a major version the spec
 /// stays compatible, and unknown fields are ignored as it requires.
-pub fn check_version(v: &str) -> Result<()> {
+pub(crate) fn check_version(v: &str) -> Result<()> {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
     let numeric = parts.len() == 3

@@ -29,10 +29,15 @@ pub const FILE_MODE: u32 = 0o600;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// `create` is under way (or its creator died before committing: then `stopped`).
     Creating,
+    /// Created, waiting for `start`.
     Created,
+    /// The container process runs.
     Running,
+    /// Frozen by `pause`.
     Paused,
+    /// The init is gone.
     Stopped,
 }
 
@@ -100,14 +105,23 @@ pub struct Persisted {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerState {
+    /// The runtime-spec version of this state.
     pub oci_version: String,
+    /// The container's id.
     pub id: String,
+    /// The init's pid in the runtime's pid namespace (0 once stopped).
     pub pid: i32,
+    /// The status.
     pub status: Status,
+    /// The bundle directory (absolute).
     pub bundle: PathBuf,
+    /// The root filesystem (absolute).
     pub rootfs: PathBuf,
+    /// When it was created, RFC 3339 in UTC with nanoseconds.
     pub created: String,
+    /// The name of the user who created it (runc's `owner`).
     pub owner: String,
+    /// The config's annotations.
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub annotations: HashMap<String, String>,
 }

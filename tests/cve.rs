@@ -80,6 +80,21 @@ fn cve_2019_5736_the_runtime_binary_cannot_be_opened_from_the_container() {
     env.assert_nothing_left(&id);
 }
 
+/// Copy into `rootfs`, at their own paths, the loader and libraries `bin` needs (those `ldd`
+/// names; none for the static release build). The kernel runs the runtime's binary inside the
+/// container in the attack below, and a dynamic build (`cargo build`'s) finds no loader in a
+/// busybox rootfs: its execve would fail before the binary runs. Images with glibc have one,
+/// so the attack is made there as it would be against them.
+fn give_the_runtime_its_libraries(rootfs: &std::path::Path, bin: &std::path::Path) {
+    let out = std::process::Command::new("ldd").arg(bin).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for lib in text.split_whitespace().filter(|w| w.starts_with('/')) {
+        let dest = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(lib, &dest).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+    }
+}
+
 /// CVE-2019-5736, the way it was exploited: the program the runtime execs is a script whose
 /// interpreter is `/proc/self/exe`, so the kernel runs the runtime's own binary again inside the
 /// container, as a dumpable process. A process of the container holds its /proc/N/exe and
@@ -142,6 +157,7 @@ fn cve_2019_5736_a_script_run_by_the_runtime_binary_cannot_rewrite_it() {
     let mut w = env.bundle("w", &["sh", "-c", watcher]);
     w.config["linux"]["seccomp"] = seccomp.clone();
     w.save();
+    give_the_runtime_its_libraries(&w.rootfs(), &bin);
     let evil = w.rootfs().join("evil.sh");
     std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
     std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -186,6 +202,7 @@ fn cve_2019_5736_a_script_run_by_the_runtime_binary_cannot_rewrite_it() {
     // namespace (as in a pod), so the watcher sees the runtime binary the init became.
     let mut e = env.bundle("e", &["/evil.sh"]);
     std::fs::copy(&evil, e.rootfs().join("evil.sh")).unwrap();
+    give_the_runtime_its_libraries(&e.rootfs(), &bin);
     e.config["linux"]["seccomp"] = seccomp;
     for ns in e.config["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "pid" {

@@ -14,7 +14,7 @@ use serde_json::json;
 /// Accept one connection on `listener` and receive (the pty's name, the master fd).
 fn receive_master(listener: &UnixListener) -> (String, OwnedFd) {
     let (conn, _) = listener.accept().unwrap();
-    cofferdam::terminal::receive_master(&conn).unwrap()
+    cofferdam::receive_console_master(&conn).unwrap()
 }
 
 #[test]

@@ -13,16 +13,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = cofferdam::spec::validate(&spec, Path::new("/nonexistent-fuzz-bundle"));
     for m in spec.mounts().iter().flatten() {
-        let _ = cofferdam::mount::parse_options(m.options().as_deref().unwrap_or_default());
+        let _ = cofferdam::internals::parse_mount_options(m.options().as_deref().unwrap_or_default());
     }
     if let Some(linux) = spec.linux() {
         if let Some(s) = linux.seccomp() {
-            let _ = cofferdam::seccomp::compile(s);
+            let _ = cofferdam::internals::compile_seccomp(s);
         }
-        if let Some(r) = linux.resources()
-            && let Ok(Some(rules)) = cofferdam::cgroups::devices::rules(r.devices().as_ref())
-        {
-            let _ = cofferdam::cgroups::devices::program(&rules);
+        if let Some(r) = linux.resources() {
+            let _ = cofferdam::internals::device_program(r.devices().as_ref());
         }
     }
 });

@@ -649,14 +649,6 @@ impl Cgroup {
         Ok(out)
     }
 
-    /// The pids in the cgroup (read from its first hierarchy).
-    pub fn procs(&self) -> Result<Vec<i32>> {
-        match self.dirs.first() {
-            Some(d) => read_procs(&d.path),
-            None => Ok(Vec::new()),
-        }
-    }
-
     /// Remove what `create` made, leaf first. A leaf still busy after a bounded wait is an
     /// error; a shared parent that is still in use by another container is left alone.
     pub fn remove(&self) -> Result<()> {

@@ -10,116 +10,170 @@ fn zero(v: &u64) -> bool {
     *v == 0
 }
 
+/// A container's resource usage, as runc's `events --stats` reports it. Numbers the host's
+/// cgroups do not provide are 0 (and left out of the JSON where runc leaves them out).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Stats {
+    /// CPU time used and throttling.
     pub cpu: Cpu,
+    /// The CPUs and memory nodes the container may use.
     pub cpuset: CpuSet,
+    /// Memory, swap and kernel memory.
     pub memory: Memory,
+    /// The number of tasks.
     pub pids: Pids,
+    /// Block I/O, in bytes and operations.
     pub blkio: Blkio,
+    /// Huge pages, by page size (`2MB`, `1GB`).
     pub hugetlb: BTreeMap<String, Hugetlb>,
+    /// Intel RDT: always empty (not supported), present for runc's shape.
     pub intel_rdt: serde_json::Map<String, serde_json::Value>,
+    /// Network interfaces: always `null` here, as runc reports them.
     pub network_interfaces: Option<Vec<serde_json::Value>>,
 }
 
+/// CPU usage.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Cpu {
+    /// Time used.
     pub usage: CpuUsage,
+    /// CFS throttling.
     pub throttling: Throttling,
 }
 
+/// CPU time used, in nanoseconds.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct CpuUsage {
+    /// In total.
     #[serde(skip_serializing_if = "zero")]
     pub total: u64,
+    /// Per CPU (cgroup v1's cpuacct only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub percpu: Vec<u64>,
+    /// In kernel mode, per CPU (cgroup v1's cpuacct only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub percpu_kernel: Vec<u64>,
+    /// In user mode, per CPU (cgroup v1's cpuacct only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub percpu_user: Vec<u64>,
+    /// In kernel mode.
     pub kernel: u64,
+    /// In user mode.
     pub user: u64,
 }
 
+/// CFS bandwidth throttling (a CPU quota at work).
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Throttling {
+    /// Periods elapsed with the quota in force.
     #[serde(skip_serializing_if = "zero")]
     pub periods: u64,
+    /// Periods in which the container was throttled.
     #[serde(skip_serializing_if = "zero")]
     pub throttled_periods: u64,
+    /// Time throttled, in nanoseconds.
     #[serde(skip_serializing_if = "zero")]
     pub throttled_time: u64,
 }
 
+/// The cpuset in force.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct CpuSet {
+    /// The CPUs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cpus: Vec<u16>,
+    /// The memory nodes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mems: Vec<u16>,
 }
 
+/// One kind of memory: limit and use, in bytes.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct MemoryEntry {
+    /// The limit (u64::MAX for none).
     pub limit: u64,
+    /// In use now.
     #[serde(skip_serializing_if = "zero")]
     pub usage: u64,
+    /// The most ever in use (where the kernel records it).
     #[serde(skip_serializing_if = "zero")]
     pub max: u64,
+    /// How many times the limit was hit.
     pub failcnt: u64,
 }
 
+/// Memory use.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Memory {
+    /// Page cache, in bytes.
     #[serde(skip_serializing_if = "zero")]
     pub cache: u64,
+    /// Memory.
     pub usage: MemoryEntry,
+    /// Memory + swap (v1), or swap (v2).
     pub swap: MemoryEntry,
+    /// Kernel memory (v1).
     pub kernel: MemoryEntry,
+    /// Kernel TCP buffers (v1).
     #[serde(rename = "kernelTCP")]
     pub kernel_tcp: MemoryEntry,
+    /// The cgroup's `memory.stat`, key by key.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
 }
 
+/// Tasks.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Pids {
+    /// Tasks now.
     #[serde(skip_serializing_if = "zero")]
     pub current: u64,
+    /// The limit (0 for none).
     #[serde(skip_serializing_if = "zero")]
     pub limit: u64,
 }
 
+/// One counter of one block device.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct BlkioEntry {
+    /// The device's major number.
     #[serde(skip_serializing_if = "zero")]
     pub major: u64,
+    /// The device's minor number.
     #[serde(skip_serializing_if = "zero")]
     pub minor: u64,
+    /// `Read`, `Write`, `Sync`, `Async`, `Discard` or `Total`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub op: String,
+    /// The count.
     #[serde(skip_serializing_if = "zero")]
     pub value: u64,
 }
 
+/// Block I/O.
 #[derive(Debug, Default, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Blkio {
+    /// Bytes, per device and operation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
+    /// Operations, per device and operation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
 }
 
+/// One huge page size.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Hugetlb {
+    /// In use now, in bytes.
     #[serde(skip_serializing_if = "zero")]
     pub usage: u64,
+    /// The most ever in use (v1).
     #[serde(skip_serializing_if = "zero")]
     pub max: u64,
+    /// How many times the limit was hit.
     pub failcnt: u64,
 }
 

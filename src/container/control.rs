@@ -16,9 +16,12 @@ use crate::state::{self, Status};
 /// `{"type":"oom","id":...}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// `stats` or `oom`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// The container's id.
     pub id: String,
+    /// The statistics of a `stats` event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Stats>,
 }

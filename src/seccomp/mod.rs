@@ -413,8 +413,9 @@ fn enosys_above(newest: u32) -> Vec<sock_filter> {
 }
 
 impl Program {
-    /// Whether a listener fd comes out of [`Program::install`].
-    pub fn notifies(&self) -> bool {
+    /// Whether a listener fd comes out of [`Program::install`] (only the tests ask).
+    #[cfg(test)]
+    fn notifies(&self) -> bool {
         self.filters.iter().any(|f| f.notify)
     }
 
