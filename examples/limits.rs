@@ -1,0 +1,156 @@
+//! Limited resources: the kernel's cgroups, set from the spec's `linux.resources`. One container
+//! (its init sleeps; the work runs through `exec`) goes through four limits:
+//! - `cpu.cpus: "0"` (the cpuset controller): its processes may run on CPU 0 only;
+//! - a CPU quota of 50 ms per 100 ms period (the cpu controller's bandwidth limit): the same
+//!   work gets half the throughput, measured here;
+//! - `memory.limit` 32 MiB without swap: a process that needs more is OOM-killed, and after
+//!   `update` raises the limit on the live container, the same work succeeds;
+//! - `pids.limit` 16: a fork bomb fills the container's 16 process slots and no more.
+//!
+//! ```sh
+//! cargo run --example limits      # as root
+//! ```
+//!
+//! What to look at: `nproc` 1 inside; the throughput ratio near 0.5 and the CPU share under the
+//! quota at 0.5 (measured, so they vary; on a busy machine the run without the quota gets less
+//! than a whole CPU, and the ratio is higher); the OOM kill's exit status 137 (128 + SIGKILL) and the peak use at the
+//! limit; the fork bomb held at the pids limit.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cofferdam::oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use cofferdam::{Container, ExecOptions};
+
+const MIB: i64 = 1 << 20;
+
+fn memory(limit: i64) -> LinuxMemory {
+    let mut m = LinuxMemory::default();
+    m.set_limit(Some(limit));
+    // memory.swap counts memory + swap: equal to the limit means no swap.
+    m.set_swap(Some(limit));
+    m
+}
+
+/// Run `script` in the container with `sh -c`; its exit status. Its output is ours.
+fn sh(c: &Container, script: &str) -> common::Result<i32> {
+    let mut p = c.process().cloned().expect("recorded at create");
+    p.set_args(Some(vec!["sh".into(), "-c".into(), script.into()]));
+    Ok(c.exec(&p, &ExecOptions::default())?.wait()?)
+}
+
+/// CPU-bound work: `n` turns of an awk loop. How long it took (wall time, from the host), and
+/// the share of a CPU it got in that time (the cgroup's CPU time over the wall time).
+fn work(c: &Container, n: u64) -> common::Result<(Duration, f64)> {
+    let (t, used) = (Instant::now(), c.stats()?.cpu.usage.total);
+    let code = sh(
+        c,
+        &format!("awk 'BEGIN {{ for (i = 0; i < {n}; i++) s += i }}'"),
+    )?;
+    if code != 0 {
+        return Err(format!("the cpu work exited {code}").into());
+    }
+    let (wall, used) = (t.elapsed(), c.stats()?.cpu.usage.total - used);
+    Ok((wall, used as f64 / wall.as_nanos() as f64))
+}
+
+fn main() -> common::Result<()> {
+    let scratch = common::Scratch::new("limits")?;
+    let rootfs = scratch.rootfs("rootfs")?;
+    let mut spec = scratch.spec("box", &["sleep", "1000"]);
+    let mut resources = LinuxResources::default();
+    let mut cpu = LinuxCpu::default();
+    cpu.set_cpus(Some("0".into()));
+    resources.set_cpu(Some(cpu));
+    resources.set_memory(Some(memory(32 * MIB)));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(16);
+    resources.set_pids(Some(pids));
+    let linux = spec.linux_mut().as_mut().expect("a linux section");
+    linux.set_resources(Some(resources));
+    let c = scratch.create("box", spec, &rootfs)?;
+    c.start()?;
+
+    // 1. cpuset: one CPU.
+    println!("host: {} CPUs", std::thread::available_parallelism()?);
+    sh(
+        &c,
+        "echo \"cpus: inside, nproc $(nproc), $(grep Cpus_allowed_list /proc/self/status)\"",
+    )?;
+
+    // 2. cpu quota. Find work that takes at least half a second on one whole CPU, then time
+    // it again under a quota of half a CPU.
+    let mut n = 100_000;
+    let (mut full, mut full_share) = work(&c, n)?;
+    while full < Duration::from_millis(500) {
+        n *= 2;
+        (full, full_share) = work(&c, n)?;
+    }
+    let mut cpu = LinuxCpu::default();
+    cpu.set_quota(Some(50_000));
+    cpu.set_period(Some(100_000));
+    let mut half = LinuxResources::default();
+    half.set_cpu(Some(cpu));
+    c.update(&half)?;
+    let (limited, limited_share) = work(&c, n)?;
+    let throttled = c.stats()?.cpu.throttling.throttled_periods;
+    println!(
+        "cpu quota 50ms/100ms: throughput ratio {:.2} ({n} turns in {:.2} s without the quota, \
+         {:.2} s with it)",
+        full.as_secs_f64() / limited.as_secs_f64(),
+        full.as_secs_f64(),
+        limited.as_secs_f64(),
+    );
+    println!(
+        "cpu share: {full_share:.2} of a CPU without the quota, {limited_share:.2} with it \
+         (throttled in {throttled} periods)"
+    );
+
+    // 3. memory: build a 32 MiB string (doubled 25 times; about 80 MiB with the copies awk
+    // makes), all written from user space, where the kernel OOM-kills at the limit.
+    let fill = "awk 'BEGIN { s = \"x\"; for (i = 0; i < 25; i++) s = s s }'";
+    let code = sh(&c, fill)?;
+    let stats = c.stats()?;
+    println!(
+        "memory 32 MiB: awk exited {code} ({}); limit {} MiB, peak use {} MiB",
+        if code == 137 {
+            "SIGKILL: the OOM killer"
+        } else {
+            "not killed?"
+        },
+        stats.memory.usage.limit >> 20,
+        stats.memory.usage.max >> 20,
+    );
+    let mut more = LinuxResources::default();
+    more.set_memory(Some(memory(128 * MIB)));
+    c.update(&more)?;
+    println!(
+        "memory after update to 128 MiB: awk exited {}",
+        sh(&c, fill)?
+    );
+
+    // 4. pids: the classic fork bomb (each process forks two more, forever). The shell that
+    // lights it returns at once; the bomb goes on in the container until it fills the limit.
+    sh(&c, "exec 2>/dev/null; bomb() { bomb | bomb & }; bomb")?;
+    let mut peak = 0;
+    let full = common::poll_until(30, || {
+        let current = c.stats().map(|s| s.pids.current).unwrap_or(0);
+        peak = peak.max(current);
+        current >= 16
+    });
+    // Watch it push against the limit a little longer.
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(500) {
+        peak = peak.max(c.stats()?.pids.current);
+    }
+    let stats = c.stats()?;
+    println!(
+        "pids limit {}: fork bomb held at {} processes (peak {peak}, reached the limit: {full})",
+        stats.pids.limit, stats.pids.current
+    );
+
+    // Deleting kills the init, and with it (pid 1 of the namespace) every bomb process.
+    c.delete(true)?;
+    Ok(())
+}
