@@ -490,3 +490,107 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// An OCI layout in `dir` made of these uncompressed layers, with a config that runs `true`.
+fn write_layout(dir: &Path, layers: &[Vec<u8>]) {
+    use sha2::{Digest, Sha256};
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8], media: &str| -> serde_json::Value {
+        let sum = format!("{:x}", Sha256::digest(data));
+        std::fs::write(blobs.join(&sum), data).unwrap();
+        serde_json::json!({"mediaType": media, "digest": format!("sha256:{sum}"), "size": data.len()})
+    };
+    let layer_type = "application/vnd.oci.image.layer.v1.tar";
+    let layers: Vec<_> = layers.iter().map(|l| put(l, layer_type)).collect();
+    let diff_ids: Vec<_> = layers.iter().map(|d| d["digest"].clone()).collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = put(
+        config.to_string().as_bytes(),
+        "application/vnd.oci.image.config.v1+json",
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": layers,
+    });
+    let manifest = put(
+        manifest.to_string().as_bytes(),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [manifest]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+/// A tar of `etc`, a symlink to `target`.
+fn symlink_layer(target: &Path) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_link(&mut h, "etc", target).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// A tar of one empty regular file at `path`.
+fn file_layer(path: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, path, std::io::empty()).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// The attack an image can make on whoever unpacks it as root: a first layer makes `etc` a
+/// symlink to a host directory, a second deletes a file through it with a whiteout, or writes
+/// one. run_image refuses both, and the host's directory is untouched.
+#[test]
+fn run_image_does_not_follow_an_image_symlink_out_of_its_rootfs() {
+    let dir = std::env::temp_dir().join(format!("cofferdam-test-{}-evil", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let host = dir.join("host-etc");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("victim"), "the host's file\n").unwrap();
+
+    let whiteout = dir.join("whiteout");
+    write_layout(
+        &whiteout,
+        &[symlink_layer(&host), file_layer("etc/.wh.victim")],
+    );
+    let r = run("run_image", &[whiteout.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(
+        r.err.contains("etc/victim goes through a symlink"),
+        "{}",
+        r.err
+    );
+    assert!(
+        host.join("victim").exists(),
+        "the whiteout deleted the host's file"
+    );
+
+    let write = dir.join("write");
+    write_layout(&write, &[symlink_layer(&host), file_layer("etc/planted")]);
+    let r = run("run_image", &[write.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(
+        !host.join("planted").exists(),
+        "a layer wrote into the host's directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(&host).unwrap().count(),
+        1,
+        "the host's directory changed"
+    );
+}
