@@ -9,7 +9,8 @@
 //! Each part runs in a child of this program, in a mount namespace of its own (so nothing it
 //! does reaches the host's mounts), doing what a runtime does with these calls. cofferdam uses
 //! pivot_root; `CreateOptions::no_pivot` (runc's `--no-pivot`, for a rootfs on ramfs, where
-//! pivot_root is refused) is the chroot way, and no safer than this shows.
+//! pivot_root is refused) is the chroot way, which a process given CAP_SYS_CHROOT escapes as
+//! shown here (the default spec does not give it).
 //!
 //! ```sh
 //! cargo run --example rootfs      # as root

@@ -202,7 +202,11 @@ fn main() -> common::Result<()> {
         tar::Archive::new(std::fs::File::open(&layout)?).unpack(&dir)?;
         layout = dir;
     }
-    let index = ImageIndex::from_file(layout.join("index.json"))?;
+    let index_path = layout.join("index.json");
+    let index = ImageIndex::from_file(&index_path).map_err(|e| {
+        let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+        format!("{}: {why}", index_path.display())
+    })?;
     let manifest = manifest(&layout, &index)?;
     let config = ImageConfiguration::from_reader(&blob(&layout, manifest.config())?[..])?;
     println!(

@@ -9,7 +9,23 @@ use std::path::{Path, PathBuf};
 use cofferdam::oci_spec::runtime::Spec;
 use cofferdam::{Container, ContainerBuilder, default_spec};
 
-pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+pub type Result<T> = std::result::Result<T, Failure>;
+
+/// Any error, printed by its message when `main` returns it (`Error: <message>`), where a
+/// `Box<dyn Error>` would print its `Debug` form.
+pub struct Failure(Box<dyn std::error::Error>);
+
+impl<E: Into<Box<dyn std::error::Error>>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(e.into())
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// `<tmp>/cofferdam-example-<name>-<pid>/rootfs` with busybox and a link per applet. Returns
 /// the directory (remove it when done) and the rootfs.
