@@ -86,9 +86,8 @@ fn main() -> common::Result<()> {
     // times in turn; the fastest of each (the least disturbed by the rest of the machine) make
     // the ratio.
     let mut all_cpus = LinuxCpu::default();
-    all_cpus.set_cpus(Some(std::fs::read_to_string(
-        "/sys/devices/system/cpu/online",
-    )?));
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
+    all_cpus.set_cpus(Some(online.trim().to_string()));
     let mut r = LinuxResources::default();
     r.set_cpu(Some(all_cpus));
     c.update(&r)?;
