@@ -127,7 +127,9 @@ fn in_child(
                 })
                 .and_then(|_| enter(rootfs));
             let code = match setup {
-                Ok(()) => inside(how, host_file),
+                // A panic must not unwind into main's frames in the child: they would clean up
+                // the parent's scratch directory.
+                Ok(()) => std::panic::catch_unwind(|| inside(how, host_file)).unwrap_or(2),
                 Err(e) => {
                     println!("{how}: setting up the root failed: {e}");
                     2

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 use cofferdam::oci_spec::runtime::Spec;
-use cofferdam::{Container, ContainerBuilder, default_spec};
+use cofferdam::{Container, ContainerBuilder, Signal, Status, default_spec};
 
 pub type Result<T> = std::result::Result<T, Failure>;
 
@@ -156,6 +156,28 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // Kill every process of our containers first, and reap those that are our children
+        // (the inits we created, the processes we exec'd): the init of a pid namespace does not
+        // finish dying until every process of its namespace is reaped, so a delete that waits
+        // for it would wait forever on an exec'd child of ours left unreaped by a failure.
+        for id in self.ids.borrow().iter() {
+            if let Ok(c) = Container::load(&self.state, id) {
+                if c.status() == Status::Paused {
+                    let _ = c.resume(); // frozen processes cannot die
+                }
+                let _ = c.kill(Signal::SIGKILL, true);
+            }
+        }
+        poll_until(10, || {
+            use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => return false,
+                    Ok(_) => continue,
+                    Err(_) => return true, // ECHILD: no child left
+                }
+            }
+        });
         for id in self.ids.borrow().iter() {
             let _ = Container::delete_id(&self.state, id, true);
         }
