@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what running containers and the tests need on a fresh Debian machine (root):
 # a static busybox for rootfs fixtures, runc to compare against, ps(1) for `cofferdam ps`, the
-# engines (podman, containerd, Docker), ip(8) for the namespace and device tests, and Go for the
-# OCI validation suite. Safe to run again.
+# engines (podman, containerd, Docker, containerd's CRI with the CNI plugins), ip(8) for the
+# namespace and device tests, protoc for the CRI client's build, and Go for the OCI validation
+# suite. Safe to run again.
 set -euo pipefail
 need=()
 # The rootfs fixtures hold nothing but /bin/busybox, so it must be the static build.
@@ -24,6 +25,11 @@ command -v conmon >/dev/null || need+=(conmon)
 command -v iptables >/dev/null || need+=(iptables)
 # containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
 command -v containerd >/dev/null || need+=(containerd)
+# The CRI test (tests/cri): the pod network is Debian's CNI bridge, host-local and loopback
+# plugins; its client's CRI types are generated at build time by protoc (k8s-cri's build
+# script), so every build of the tests needs it.
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
 # The OCI validation suite (scripts/validation.sh) is built from source with Debian's Go; its
 # programs unpack their rootfs with tar.
 command -v go >/dev/null || need+=(golang-go)
@@ -50,8 +56,9 @@ if [ "${#files_only[@]}" -gt 0 ]; then
     [ -z "$made_policy" ] || rm -f $policy
 fi
 # Docker (dockerd, its client, docker-init, iptables) for tests/docker and
-# scripts/capture-docker-resources.sh (which also needs jq). Without recommends: they would bring
-# apparmor and cgroupfs-mount. (ip(8), which the Docker tests use too, is asked for above.)
+# scripts/capture-docker-resources.sh (which also needs jq); docker-init is also the init of
+# the CRI test's containerd. Without recommends: they would bring apparmor and cgroupfs-mount.
+# (ip(8), which the Docker tests use too, is asked for above.)
 lean=()
 command -v dockerd >/dev/null || lean+=(docker.io)
 command -v jq >/dev/null || lean+=(jq)

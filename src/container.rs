@@ -319,7 +319,7 @@ fn create(
                     p.to_str()
                         .ok_or_else(|| Error::InvalidConfig("cgroupsPath is not UTF-8".into()))
                 });
-                Cgroup::plan_systemd(&layout, path.transpose()?, id)?
+                Cgroup::plan_systemd(&layout, path.transpose()?, id, spec.annotations().as_ref())?
             }
             Some(path) => Cgroup::plan(&layout, path)?,
             None => Cgroup::plan_default(&layout, id)?,
@@ -440,7 +440,7 @@ fn create(
     log::debug!("create {id}: init forked");
     cgroup.make(false)?;
     // With systemd, the cgroup is a unit made with the init in it, now that there is an init.
-    cgroup.start_unit(id, init.pid, resources)?;
+    cgroup.start_unit(id, init.pid, resources, spec.annotations().as_ref())?;
     log::debug!("create {id}: cgroup directories made");
     pending.setup(&cfg, &persisted)?;
     log::debug!("create {id}: init ready");
@@ -631,14 +631,21 @@ impl Container {
     }
 
     /// Send a signal to the init, or with `all` to every process in the container's cgroup.
+    ///
+    /// A container whose init is gone is not running: a signal to its init is refused
+    /// (runc's "container not running"), while `all` still signals whatever is left in its
+    /// cgroup and succeeds, as with runc. containerd's shim sends `kill --all` with SIGKILL
+    /// after every exit it handles, so an error there would fail each stop.
     pub fn kill(&self, signal: Signal, all: bool) -> Result<()> {
         let (_lock, st) = self.locked()?;
         let status = st.status(&self.dir);
         if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-            return Err(Error::BadStatus {
+            if all {
+                return signal_cgroup(&st.cgroup, signal);
+            }
+            return Err(Error::NotRunning {
                 op: "kill",
                 id: self.id.clone(),
-                status: "not running".into(),
             });
         }
         if all {

@@ -24,6 +24,11 @@ pub enum Error {
         status: String,
     },
 
+    /// runc's words ("container not running"): engines look for them in the runtime's error
+    /// (containerd's shim takes a `kill` that fails with them for a process already gone).
+    #[error("cannot {op} container {id:?}: container not running")]
+    NotRunning { op: &'static str, id: String },
+
     #[error("cannot read {path}: {source}")]
     ReadConfig {
         path: PathBuf,

@@ -5,94 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use common::engines::*;
 use common::*;
-
-/// A tarball of a busybox rootfs, for an engine to import as an image (no registry here).
-fn busybox_tarball(env: &Env) -> std::path::PathBuf {
-    let rootfs = env.dir.join("image");
-    make_busybox_rootfs(&rootfs);
-    let tar = env.dir.join("bb.tar");
-    assert!(
-        Command::new("tar")
-            .args([
-                "-C",
-                rootfs.to_str().unwrap(),
-                "-cf",
-                tar.to_str().unwrap(),
-                "."
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
-    tar
-}
-
-/// podman with a private storage root and run root (under the test's dir), cgroupfs, and
-/// cofferdam as its runtime.
-struct Podman<'a> {
-    env: &'a Env,
-    base: Vec<String>,
-    /// Run podman in this network namespace (`nsenter --net=`), so that what its networks make
-    /// (bridges, veths, firewall rules) stays out of the machine's.
-    netns: Option<PathBuf>,
-}
-
-impl Podman<'_> {
-    fn new(env: &Env, netns: Option<PathBuf>) -> Podman<'_> {
-        if Command::new("podman").arg("--version").output().is_err() {
-            panic!("podman is installed by scripts/deps.sh");
-        }
-        let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-        let base: Vec<String> = [
-            "--root",
-            &d("storage"),
-            "--runroot",
-            &d("run"),
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-            "--runtime",
-            BIN,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Podman { env, base, netns }
-    }
-
-    /// podman with the arguments; (exit code, stdout, stderr), through files as `Env::cmd`.
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let mut c = match &self.netns {
-            Some(ns) => {
-                let mut c = Command::new("nsenter");
-                c.arg(format!("--net={}", ns.display())).arg("podman");
-                c
-            }
-            None => Command::new("podman"),
-        };
-        c.args(&self.base).args(args);
-        code_out_err(&self.env.output(c))
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "podman {args:?}: {out}{err}");
-        out
-    }
-}
-
-/// Whatever a failed test left running goes with it (its storage is under the test's dir).
-impl Drop for Podman<'_> {
-    fn drop(&mut self) {
-        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
-    }
-}
 
 #[test]
 fn podman_runs_containers_through_cofferdam() {
@@ -364,113 +280,17 @@ fn podman_bridge_network_through_cofferdam() {
     assert_eq!(host_links(), links_before);
 }
 
-/// podman's `--ulimit` options for nofile and nproc at this machine's hard limits: its root
-/// lacks CAP_SYS_RESOURCE, so podman's default rlimits (above them) cannot be set by any
-/// runtime here.
-fn ulimits() -> (String, String) {
-    (
-        format!(
-            "nofile={0}:{0}",
-            hard_limit(libc::RLIMIT_NOFILE).min(1 << 20)
-        ),
-        format!("nproc={0}:{0}", hard_limit(libc::RLIMIT_NPROC).min(32768)),
-    )
-}
-
-fn hard_limit(r: libc::__rlimit_resource_t) -> u64 {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct we own.
-    unsafe { libc::getrlimit(r, &mut l) };
-    l.rlim_max
-}
-
 /// A private containerd (its own root, state and socket, started and stopped by the test)
 /// whose runc v2 shim runs cofferdam (`ctr run --runc-binary`), on an image that podman saves
 /// as an OCI archive.
 #[test]
 fn containerd_runs_tasks_through_cofferdam() {
     let env = Env::new("containerd");
-    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-    let sock = d("containerd.sock");
-    std::fs::write(
-        env.dir.join("config.toml"),
-        format!(
-            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-            d("root"),
-            d("state")
-        ),
-    )
-    .unwrap();
-    let daemon = Command::new("containerd")
-        .args(["--config", &d("config.toml")])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(env.dir.join("containerd.log")).unwrap())
-        .stderr(std::fs::File::create(env.dir.join("containerd.err")).unwrap())
-        .spawn()
-        .expect("containerd is installed by scripts/deps.sh");
-    // Stops the daemon we started (by its pid) however the test ends.
-    struct Daemon(std::process::Child);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _daemon = Daemon(daemon);
-    let ctr = |args: &[&str]| -> (i32, String, String) {
-        let mut c = Command::new("ctr");
-        c.args(["--address", &sock]).args(args);
-        code_out_err(&env.output(c))
-    };
-    let deadline = std::time::Instant::now() + patience(std::time::Duration::from_secs(20));
-    while ctr(&["version"]).0 != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "containerd did not come up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-
+    let ctd = Containerd::start(&env);
+    let ctr = |args: &[&str]| ctd.ctr(args);
     // The image: a busybox rootfs, imported by podman (vfs, private root), saved as OCI.
-    let tar = busybox_tarball(&env);
-    let image = "localhost/cofferdam-ctr-busybox:latest";
-    let podman = |args: &[&str]| {
-        let st = Command::new("podman")
-            .args([
-                "--root",
-                &d("pstorage"),
-                "--runroot",
-                &d("prun"),
-                "--storage-driver",
-                "vfs",
-            ])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "podman {args:?}");
-    };
-    podman(&["import", tar.to_str().unwrap(), image]);
-    podman(&[
-        "save",
-        "--format",
-        "oci-archive",
-        "-o",
-        &d("oci.tar"),
-        image,
-    ]);
-    let (code, _, err) = ctr(&[
-        "images",
-        "import",
-        "--base-name",
-        "localhost/cofferdam-ctr-busybox",
-        &d("oci.tar"),
-    ]);
-    assert_eq!(code, 0, "{err}");
+    let image = ctd.import_busybox("localhost/cofferdam-ctr-busybox");
+    let image = image.as_str();
 
     let cg = |name: &str| format!("{}_ctr/{name}", env.cgroup_prefix);
     let run = ["run", "--runc-binary", BIN];
@@ -508,17 +328,7 @@ fn containerd_runs_tasks_through_cofferdam() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("sleep"), "{out}");
-    let status = || {
-        let (_, out, _) = ctr(&["task", "ls"]);
-        let line = out
-            .lines()
-            .find(|l| l.starts_with("t2 "))
-            .unwrap_or_default();
-        line.split_whitespace()
-            .last()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let status = || ctd.task_status("t2");
     assert_eq!(ctr(&["task", "pause", "t2"]).0, 0);
     assert_eq!(status(), "PAUSED");
     assert_eq!(ctr(&["task", "resume", "t2"]).0, 0);

@@ -194,6 +194,42 @@ fn delete_of_a_created_container_kills_its_init() {
     env.assert_nothing_left(&id);
 }
 
+/// A stopped container, as runc treats it: a signal to its init is refused with runc's words
+/// ("container not running", which containerd's shim looks for in the error), while `kill
+/// --all` signals what is left in its cgroup and succeeds. containerd's shim sends `kill --all
+/// KILL` after every exit it handles, and the CRI's StopContainer failed on its error.
+#[test]
+fn kill_of_a_stopped_container_as_runc() {
+    let env = Env::new("killstopped");
+    // No pid namespace of its own, so that the init's child outlives it in its cgroup.
+    let mut b = env.bundle("b", &["sh", "-c", "sleep 1000 &"]);
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.retain(|n| n["type"] != "pid");
+    b.save();
+    let id = env.id("c");
+    env.run_detached(&b, &id);
+    wait_status(&env, &id, "stopped");
+    let left = processes_in_cgroup(&env.cgroup_prefix);
+    assert_eq!(left.len(), 1, "the orphaned sleep: {left:?}");
+
+    let out = env.cmd(&["kill", &id, "KILL"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_text(&out);
+    assert!(err.contains("container not running"), "{err}");
+    assert_eq!(processes_in_cgroup(&env.cgroup_prefix), left);
+
+    ok(&env.cmd(&["kill", "--all", &id, "KILL"]), "kill --all");
+    wait_until(
+        "the orphan killed by kill --all",
+        Duration::from_secs(10),
+        || processes_in_cgroup(&env.cgroup_prefix).is_empty(),
+    );
+    // Nothing left to signal: still no error.
+    ok(&env.cmd(&["kill", "-a", &id, "TERM"]), "kill -a");
+    ok(&env.cmd(&["delete", &id]), "delete");
+    env.assert_nothing_left(&id);
+}
+
 #[test]
 fn delete_force_stops_a_running_container() {
     let env = Env::new("delforce");

@@ -1,8 +1,9 @@
 //! The systemd cgroup driver (`--systemd-cgroup`) against a real systemd: the scope unit,
 //! its properties as `systemctl` reports them, the limits proved by the kernel, update,
-//! pause, exec, a nested slice, and nothing left after many lifecycles. systemd runs only in
-//! the VM of `scripts/test-systemd.sh` (`vm-cgroup2 --systemd`); elsewhere these tests say so
-//! and pass, except the one that checks the error a host without systemd gives.
+//! pause, exec, a nested slice, nothing left after many lifecycles, and engines (podman,
+//! containerd's runc v2 shim) driving it. systemd runs only in the VM of
+//! `scripts/test-systemd.sh` (`vm-cgroup2 --systemd`); elsewhere these tests say so and pass,
+//! except the one that checks the error a host without systemd gives.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::engines::{Containerd, Podman, busybox_tarball, ulimits};
 use common::{BIN, Bundle, Env, code_out_err, stderr_text, wait_until};
 use serde_json::json;
 
@@ -151,6 +153,50 @@ fn malformed_systemd_paths_are_clear_errors() {
         assert!(err.contains("slice:prefix:name"), "{path}: {err}");
         env.assert_nothing_left(&id);
     }
+}
+
+#[test]
+fn a_bad_systemd_property_annotation_is_a_clear_error() {
+    let env = Env::new("sdbadprop");
+    let id = env.id("c");
+    let (mut b, _) = scoped_bundle(&env, "b", &["true"], &id);
+    for (key, value) in [
+        ("org.systemd.property.TimeoutStopSec", "'soon'"),
+        ("org.systemd.property.KillSignal", "'unclosed"),
+        ("org.systemd.property.X", "1"),
+    ] {
+        b.config["annotations"] = json!({ key: value });
+        b.save();
+        let out = env.cmd(&["--systemd-cgroup", "run", "--bundle", b.path_str(), &id]);
+        assert_ne!(out.status.code(), Some(0), "{key}={value} was accepted");
+        let err = stderr_text(&out);
+        assert!(err.contains(key), "{key}: {err}");
+        env.assert_nothing_left(&id);
+    }
+}
+
+/// `org.systemd.property.*` annotations are properties of the scope, as runc takes them
+/// (CRI-O and newer podman send some): `...Sec` in seconds becomes `...USec`.
+#[test]
+fn annotations_name_extra_properties_of_the_scope() {
+    need_systemd!();
+    let env = Env::new("sdprops");
+    let id = env.id("c");
+    let (mut b, unit) = scoped_bundle(&env, "b", &["sleep", "1000"], &id);
+    let _guard = UnitGuard(vec![unit.clone()]);
+    b.config["annotations"] = json!({
+        "org.systemd.property.TimeoutStopSec": "7",
+        "org.systemd.property.KillSignal": "10",
+        "org.systemd.property.CollectMode": "'inactive-or-failed'",
+    });
+    b.save();
+    run_detached(&env, &b, &id);
+    assert_eq!(show(&unit, "TimeoutStopUSec"), "7s");
+    assert_eq!(show(&unit, "KillSignal"), "10");
+    assert_eq!(show(&unit, "CollectMode"), "inactive-or-failed");
+    ok(&env.cmd(&["delete", "--force", &id]), "delete");
+    assert_unit_gone(&unit, &scope_dir(&unit));
+    env.assert_nothing_left(&id);
 }
 
 #[test]
@@ -470,4 +516,214 @@ fn a_hundred_lifecycles_leave_no_unit_slice_or_directory() {
         "cgroup directories left: {}",
         String::from_utf8_lossy(&dirs.stdout)
     );
+}
+
+/// Units and cgroup directories whose name holds `needle`: none may be left by an engine.
+fn assert_nothing_named(needle: &str) {
+    let left: Vec<String> = units().into_iter().filter(|u| u.contains(needle)).collect();
+    assert!(left.is_empty(), "units left: {left:?}");
+    let dirs = Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-type",
+            "d",
+            "-name",
+            &format!("*{needle}*"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        dirs.stdout.is_empty(),
+        "cgroup directories left: {}",
+        String::from_utf8_lossy(&dirs.stdout)
+    );
+}
+
+/// podman with `--cgroup-manager=systemd` drives cofferdam's systemd driver: podman passes
+/// `--systemd-cgroup` and `machine.slice:libpod:<id>`, and puts conmon in a scope of its own.
+#[test]
+fn podman_with_the_systemd_cgroup_manager() {
+    need_systemd!();
+    let env = Env::new("sdpodman");
+    let pm = Podman::with_manager(&env, None, "systemd");
+    let tar = busybox_tarball(&env);
+    let image = "localhost/cofferdam-sd-busybox:latest";
+    pm.ok(&["import", tar.to_str().unwrap(), image]);
+    let (nofile, nproc) = ulimits();
+    let run = |cidfile: &str, args: &[&str]| {
+        let cidfile = env.dir.join(cidfile);
+        let cidfile = cidfile.to_str().unwrap();
+        let mut v = vec![
+            "run",
+            "--cidfile",
+            cidfile,
+            "--ulimit",
+            &nofile,
+            "--ulimit",
+            &nproc,
+            "--network",
+            "none",
+        ];
+        v.extend(args);
+        let r = pm.run(&v);
+        let id = std::fs::read_to_string(cidfile).unwrap_or_default();
+        (r, id.trim().to_string())
+    };
+    let mut ids = Vec::new();
+
+    // Output and exit code; inside its cgroup namespace the container's scope is its root.
+    let ((code, out, err), id) = run(
+        "once.cid",
+        &[
+            "--rm",
+            image,
+            "sh",
+            "-c",
+            "echo hello; cat /proc/self/cgroup; exit 3",
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["hello", "0::/"], "{err}");
+    assert!(!id.is_empty());
+    ids.push(id);
+
+    // Detached with a memory limit: the scope has it, as systemd's property and in its file.
+    let ((code, _, err), id) = run(
+        "web.cid",
+        &[
+            "-d", "--name", "web", "--memory", "64m", image, "sleep", "1000",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    ids.push(id.clone());
+    let unit = format!("libpod-{id}.scope");
+    let _guard = UnitGuard(vec![unit.clone(), format!("libpod-conmon-{id}.scope")]);
+    let dir = Path::new("/sys/fs/cgroup/machine.slice").join(&unit);
+    let pid: i32 = pm
+        .ok(&["inspect", "--format", "{{.State.Pid}}", "web"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(cgroup_of(pid), format!("0::/machine.slice/{unit}"));
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "MemoryMax"), (64u64 << 20).to_string());
+    assert_eq!(read(&dir, "memory.max"), (64u64 << 20).to_string());
+
+    // exec: its output, and it runs in the scope (its cgroup namespace's root is the scope).
+    let out = pm.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup /sys/fs/cgroup/memory.max",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0::/", &(64u64 << 20).to_string()],
+        "{out}"
+    );
+    pm.ok(&["exec", "-d", "web", "sleep", "1001"]);
+    wait_until(
+        "the exec to join the scope",
+        Duration::from_secs(10),
+        || read(&dir, "cgroup.procs").lines().count() == 2,
+    );
+
+    // stop (SIGTERM, which sleep as the init ignores, then SIGKILL), then rm: the scope goes
+    // with it.
+    pm.ok(&["stop", "-t", "1", "web"]);
+    let out = pm.ok(&["inspect", "--format", "{{.State.Status}}", "web"]);
+    assert_eq!(out.trim(), "exited");
+    pm.ok(&["rm", "web"]);
+    assert_unit_gone(&unit, &dir);
+
+    // Nothing left: no container, and no unit or cgroup directory of either one (container
+    // or conmon scope). machine.slice stays, as it does with runc.
+    assert_eq!(pm.ok(&["ps", "-a", "-q"]).trim(), "");
+    for id in &ids {
+        assert_nothing_named(id);
+    }
+}
+
+/// containerd's runc v2 shim with `BinaryName` = cofferdam and `SystemdCgroup = true` (the
+/// options `ctr run --runc-binary --runc-systemd-cgroup` sends; kubelet's containerd sets the
+/// same two in its CRI runtime options) drives cofferdam's systemd driver.
+#[test]
+fn containerd_shim_with_systemd_cgroup() {
+    need_systemd!();
+    let env = Env::new("sdctr");
+    let ctd = Containerd::start(&env);
+    let image = ctd.import_busybox("localhost/cofferdam-sdctr-busybox");
+    let prefix = format!("cdctr{}", std::process::id());
+    let cg = |name: &str| format!("system.slice:{prefix}:{name}");
+    let run = ["run", "--runc-binary", BIN, "--runc-systemd-cgroup"];
+    let _guard = UnitGuard(vec![
+        format!("{prefix}-t1.scope"),
+        format!("{prefix}-t2.scope"),
+    ]);
+
+    // Output and exit code, from a task in its scope.
+    let cg1 = cg("t1");
+    let mut args = run.to_vec();
+    args.extend([
+        "--rm",
+        "--cgroup",
+        &cg1,
+        &image,
+        "t1",
+        "sh",
+        "-c",
+        "echo hello; cat /proc/self/cgroup; exit 4",
+    ]);
+    let (code, out, err) = ctd.ctr(&args);
+    assert_eq!(code, 4, "{out}{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["hello", &format!("0::/system.slice/{prefix}-t1.scope")],
+        "{err}"
+    );
+
+    // A detached task with a memory limit: in its scope, with the limit; killed and deleted.
+    let cg2 = cg("t2");
+    let mut args = run.to_vec();
+    let limit = (64u64 << 20).to_string();
+    args.extend([
+        "-d",
+        "--memory-limit",
+        &limit,
+        "--cgroup",
+        &cg2,
+        &image,
+        "t2",
+        "sleep",
+        "1000",
+    ]);
+    let (code, _, err) = ctd.ctr(&args);
+    assert_eq!(code, 0, "{err}");
+    let unit = format!("{prefix}-t2.scope");
+    let dir = scope_dir(&unit);
+    let (_, out, _) = ctd.ctr(&["task", "ls"]);
+    let pid: i32 = out
+        .lines()
+        .find(|l| l.starts_with("t2 "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for t2 in {out}"));
+    assert_eq!(cgroup_of(pid), format!("0::/system.slice/{unit}"));
+    assert_eq!(show(&unit, "ActiveState"), "active");
+    assert_eq!(show(&unit, "Delegate"), "yes");
+    assert_eq!(show(&unit, "MemoryMax"), limit);
+    assert_eq!(read(&dir, "memory.max"), limit);
+    assert_eq!(ctd.ctr(&["task", "kill", "-s", "SIGKILL", "t2"]).0, 0);
+    wait_until("t2 to stop", Duration::from_secs(10), || {
+        ctd.task_status("t2") == "STOPPED"
+    });
+    assert_eq!(ctd.ctr(&["task", "delete", "t2"]).0, 0);
+    assert_eq!(ctd.ctr(&["container", "delete", "t2"]).0, 0);
+    assert_unit_gone(&unit, &dir);
+
+    // Nothing left: no task, no container, no unit, no cgroup directory.
+    assert_eq!(ctd.ctr(&["task", "ls", "-q"]).1.trim(), "");
+    assert_eq!(ctd.ctr(&["container", "ls", "-q"]).1.trim(), "");
+    assert_nothing_named(&prefix);
 }

@@ -20,10 +20,13 @@ use std::time::{Duration, Instant};
 pub enum Value {
     Byte(u8),
     Bool(bool),
+    I16(i16),
+    U16(u16),
     I32(i32),
     U32(u32),
     I64(i64),
     U64(u64),
+    Double(f64),
     Str(String),
     Path(String),
     Sig(String),
@@ -40,10 +43,13 @@ impl Value {
         match self {
             Value::Byte(_) => "y".into(),
             Value::Bool(_) => "b".into(),
+            Value::I16(_) => "n".into(),
+            Value::U16(_) => "q".into(),
             Value::I32(_) => "i".into(),
             Value::U32(_) => "u".into(),
             Value::I64(_) => "x".into(),
             Value::U64(_) => "t".into(),
+            Value::Double(_) => "d".into(),
             Value::Str(_) => "s".into(),
             Value::Path(_) => "o".into(),
             Value::Sig(_) => "g".into(),
@@ -186,6 +192,14 @@ impl Writer {
         match v {
             Value::Byte(b) => self.buf.push(*b),
             Value::Bool(b) => self.u32(u32::from(*b)),
+            Value::I16(x) => {
+                self.pad(2);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
+            Value::U16(x) => {
+                self.pad(2);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
             Value::I32(x) => {
                 self.pad(4);
                 self.buf.extend_from_slice(&x.to_le_bytes());
@@ -196,6 +210,10 @@ impl Writer {
                 self.buf.extend_from_slice(&x.to_le_bytes());
             }
             Value::U64(x) => {
+                self.pad(8);
+                self.buf.extend_from_slice(&x.to_le_bytes());
+            }
+            Value::Double(x) => {
                 self.pad(8);
                 self.buf.extend_from_slice(&x.to_le_bytes());
             }
@@ -287,14 +305,13 @@ impl Reader<'_> {
         Ok(match sig.first().copied() {
             Some(b'y') => Value::Byte(self.take(1)?[0]),
             Some(b'b') => Value::Bool(self.u32()? != 0),
-            Some(b'n') | Some(b'q') => {
-                let v = u16::from_le_bytes(self.fixed()?);
-                Value::U32(u32::from(v))
-            }
+            Some(b'n') => Value::I16(i16::from_le_bytes(self.fixed()?)),
+            Some(b'q') => Value::U16(u16::from_le_bytes(self.fixed()?)),
             Some(b'i') => Value::I32(i32::from_le_bytes(self.fixed()?)),
             Some(b'u') | Some(b'h') => Value::U32(self.u32()?),
             Some(b'x') => Value::I64(i64::from_le_bytes(self.fixed()?)),
-            Some(b't') | Some(b'd') => Value::U64(u64::from_le_bytes(self.fixed()?)),
+            Some(b't') => Value::U64(u64::from_le_bytes(self.fixed()?)),
+            Some(b'd') => Value::Double(f64::from_le_bytes(self.fixed()?)),
             Some(b's') => {
                 let n = self.u32()? as usize;
                 Value::Str(self.text(n)?)
@@ -634,6 +651,12 @@ mod tests {
                         "AllowedCPUs",
                         Value::Array("y".into(), vec![Value::Byte(5)]),
                     ),
+                    // The types annotations can give (unit_props.rs).
+                    prop("A", Value::I16(-2)),
+                    prop("B", Value::U16(2)),
+                    prop("C", Value::Double(2.5)),
+                    prop("D", Value::I64(-9)),
+                    prop("E", Value::Array("s".into(), vec![Value::Str("x".into())])),
                 ],
             ),
             Value::Array("(sa(sv))".into(), vec![]),

@@ -19,6 +19,7 @@ mod dbus;
 pub mod devices;
 pub mod stats;
 pub mod systemd;
+mod unit_props;
 mod unset;
 mod v1;
 pub mod v2;

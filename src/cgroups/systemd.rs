@@ -12,6 +12,8 @@
 //!   the scope's files, as runc does, so a config means the same under both drivers, and
 //!   `unified` (which systemd does not know) is written as given. Device rules go to
 //!   `DevicePolicy`/`DeviceAllow` with the BPF program, once the init has made its /dev.
+//! - `org.systemd.property.<Name>` annotations are extra properties of the scope, as runc
+//!   takes them (`unit_props.rs`).
 //! - `update` sets the properties and writes the files; `delete` stops the unit and resets it
 //!   if it failed. Pause, kill, stats and `exec` go through the scope's directory as with
 //!   cgroupfs.
@@ -20,6 +22,7 @@
 //! `daemon-reload`, another unit starting in the slice): a limit set only in a file would be
 //! reset then. The slices are left as runc leaves them: they may hold other units.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dbus::{Connection, DbusError, Value, prop};
 use super::devices::Rule;
-use super::{Cgroup, CgroupDir, Kind, Layout, Phase, v2};
+use super::{Cgroup, CgroupDir, Kind, Layout, Phase, unit_props, v2};
 use crate::error::{Error, Result};
 
 /// The scope unit that holds a container's cgroup, recorded in the state.
@@ -130,8 +133,15 @@ impl Cgroup {
     /// The plan for a container under the systemd driver: its scope, and the scope's directory
     /// (which systemd makes). Fails, with nothing made, where systemd does not run or cannot
     /// be reached.
-    pub fn plan_systemd(layout: &Layout, cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+    /// `annotations` are the config's: their `org.systemd.property.*` ones are checked here.
+    pub fn plan_systemd(
+        layout: &Layout,
+        cgroups_path: Option<&str>,
+        id: &str,
+        annotations: Option<&HashMap<String, String>>,
+    ) -> Result<Cgroup> {
         let unit = parse_path(cgroups_path, id)?;
+        unit_props::from_annotations(annotations)?;
         if !running() {
             return Err(Error::Unsupported(
                 "--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); \
@@ -175,11 +185,20 @@ impl Cgroup {
 
     /// Put the forked init in its cgroup where `create` cannot do it itself: with the systemd
     /// driver, start the scope with the init in it and the resources systemd has properties
-    /// for, and wait until systemd has done it. Nothing to do with cgroupfs.
-    pub fn start_unit(&self, id: &str, pid: i32, res: Option<&LinuxResources>) -> Result<()> {
+    /// for, then the properties the config's `org.systemd.property.*` annotations name (which
+    /// may override them, as with runc), and wait until systemd has done it. Nothing to do
+    /// with cgroupfs.
+    pub fn start_unit(
+        &self,
+        id: &str,
+        pid: i32,
+        res: Option<&LinuxResources>,
+        annotations: Option<&HashMap<String, String>>,
+    ) -> Result<()> {
         let Some(unit) = &self.systemd else {
             return Ok(());
         };
+        let extra = unit_props::from_annotations(annotations)?;
         let start = || -> std::result::Result<(), DbusError> {
             with_bus(|bus| {
                 let mut props = vec![
@@ -213,6 +232,7 @@ impl Cgroup {
                         props.push(prop("OOMPolicy", Value::Str(policy.into())));
                     }
                 }
+                props.extend(extra.iter().cloned());
                 bus.start_unit(&unit.name, props)
             })
         };

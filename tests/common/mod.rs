@@ -3,6 +3,8 @@
 //! busybox at /bin/busybox (`scripts/test.sh` installs `busybox-static`).
 #![allow(dead_code)]
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -393,6 +395,27 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
             (f.len() >= 4).then(|| (f[1].to_string(), f[2].to_string(), f[3].to_string()))
         })
         .collect()
+}
+
+/// The pids whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<i32>().ok());
+        if ppid == Some(pid) {
+            kids.push(p);
+        }
+    }
+    kids
 }
 
 // ---- cgroups, as the kernel shows them --------------------------------------------------------

@@ -354,27 +354,6 @@ pub fn read_log(dir: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-/// The pids whose parent is `pid`.
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut kids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        // pid (comm) state ppid ...
-        let ppid = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|s| s.parse::<i32>().ok());
-        if ppid == Some(pid) {
-            kids.push(p);
-        }
-    }
-    kids
-}
-
 pub fn lines(s: &str) -> Vec<&str> {
     s.lines().map(|l| l.trim_end_matches('\r')).collect()
 }
