@@ -11,7 +11,7 @@ mod common;
 
 use cofferdam::{ContainerBuilder, default_spec};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> common::Result<()> {
     // First, while this program has one thread: run from a read-only view of our own binary,
     // so that no container can rewrite it (CVE-2019-5736; this may re-execute the program).
     cofferdam::exe_seal::reexec_sealed()?;

@@ -25,6 +25,7 @@ fi
 # with every deadline they wait for the kernel scaled (the guest gets this environment).
 export TEST_TIME_FACTOR=${TEST_TIME_FACTOR_VM:-6}
 cargo test --all-targets --no-run --quiet
+cargo build --examples --quiet # the binaries tests/examples.rs runs
 # Every test file but those that need no second look on cgroup v2 and would take many minutes
 # under emulation: Docker's (a whole dockerd; its cgroup side is docker_resources.rs, run here)
 # and the systemd driver's (scripts/test-systemd.sh boots a VM of its own for it).
