@@ -43,7 +43,9 @@ export COFFERDAM_V2_TARGETS=$targets
 # Tests that are the same on any cgroup version and slow under emulation (podman's bridge
 # network) run on the host pass only.
 export COFFERDAM_TEST_V2_VM=1 VALIDATION_VM_ALL=${VALIDATION_VM_ALL:-0}
-"$vm" -q --mem 4G --timeout 3000 -- sh -c '
+# One VM at a time on a machine (scripts/test-systemd.sh takes the same lock): two emulated
+# guests on two cores would each take more than twice as long.
+flock /run/lock/cofferdam-vm.lock "$vm" -q --mem 4G --timeout 3000 -- sh -c '
     grep -q " - cgroup2 " /proc/self/mountinfo && ! grep -q " - cgroup " /proc/self/mountinfo \
         || { echo "test-v2: the VM is not a pure cgroup2 host" >&2; exit 1; }
     status=0
