@@ -80,6 +80,11 @@ pub struct ExecOptions {
 }
 
 /// A process started in a container by [`Container::exec`]: a child of the caller.
+///
+/// Reap it ([`ExecProcess::wait`]) once it has exited. In a container with its own pid
+/// namespace the kernel does not finish the death of the namespace's init until every process
+/// in that namespace has been reaped, so an exec'd process left unreaped by its parent (the
+/// caller) keeps [`Container::wait`] waiting and makes [`Container::delete`] give up.
 #[derive(Debug)]
 pub struct ExecProcess {
     /// The process's pid in the runtime's pid namespace.
@@ -799,7 +804,8 @@ impl Container {
     }
 
     /// Wait for the init to exit. Returns its exit status when it is our child (as with
-    /// `run`), else 0 once it is gone.
+    /// `run`), else 0 once it is gone. With a pid namespace, the init's death completes only
+    /// once the caller has reaped the processes it exec'd there (see [`ExecProcess`]).
     pub fn wait(&self) -> Result<i32> {
         let pid = nix::unistd::Pid::from_raw(self.state.pid);
         match nix::sys::wait::waitpid(pid, None) {
