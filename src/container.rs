@@ -106,6 +106,25 @@ impl ExecProcess {
     }
 }
 
+/// Wait until the init has left the runtime's code: it holds exec.fifo open (close-on-exec)
+/// until its `execve` succeeds or it dies, and a FIFO's writer sees POLLERR once no reader is
+/// left. So `start` returns with the container's process running its own program, and the
+/// poststart hooks run after it, as the spec orders (runc's `start` returns once the init has
+/// taken the byte, a little earlier).
+fn wait_for_execve(fifo: &OwnedFd) -> Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    loop {
+        // No events asked: POLLERR and POLLHUP are always reported, and only they end this.
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::empty())];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) if fds[0].revents().is_some_and(|r| !r.is_empty()) => return Ok(()),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(sys_err("poll exec.fifo")(e)),
+        }
+    }
+}
+
 /// Builds and creates a container, from a bundle directory or from an in-memory [`Spec`].
 ///
 /// ```no_run
@@ -392,10 +411,9 @@ fn create(
             nix::sys::stat::Mode::from_bits_truncate(state::FILE_MODE),
         )
         .map_err(sys_err("mkfifo exec.fifo"))?;
-        let fifo = open_fd(&fifo_path, libc::O_RDWR | libc::O_CLOEXEC)?;
-        Ok((lock, fifo))
+        Ok(lock)
     })();
-    let (_lock, exec_fifo) = match prepared {
+    let _lock = match prepared {
         Ok(x) => x,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -432,7 +450,7 @@ fn create(
         rootfs: &rootfs,
         cgroup: &cgroup,
         namespaces: &namespaces,
-        exec_fifo,
+        exec_fifo: &dir.join(EXEC_FIFO),
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: preserved,
@@ -627,8 +645,9 @@ impl Container {
             },
         )?;
         nix::unistd::write(&fd, b"0").map_err(sys_err("write exec.fifo"))?;
-        drop(fd);
         std::fs::remove_file(&fifo).map_err(io_err("remove", &fifo))?;
+        wait_for_execve(&fd)?;
+        drop(fd);
         log::debug!("started {}", self.id);
         // runc stops at the first failing poststart hook: the container is stopped anyway.
         let hooks = crate::hooks::run;

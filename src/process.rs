@@ -4,9 +4,9 @@
 //! ```text
 //!  create (parent)                          init (child, pid 1 of the new pid namespace)
 //!  ─────────────────                        ─────────────────────────────────────────────
-//!  socketpair, open exec.fifo
+//!  socketpair, mkfifo exec.fifo
 //!  enter pid ns for children, clone3
-//!  into the cgroup2 dir (else fork) ──────► reset signals, umask 0
+//!  into the cgroup2 dir (else fork) ──────► reset signals, open exec.fifo, umask 0
 //!  make the v1 cgroup dirs, meanwhile:      join / unshare namespaces (not cgroup),
 //!  write oom_score_adj                      keyring, hostname, domainname, mounts...
 //!  send 'G' ──────────────────────────────► (awaited at the first cgroup mount, or
@@ -27,7 +27,8 @@
 //!  send 'C' + state ──────────────────────► (EOF instead: create died, exit)
 //!  exit; init is reparented                 block reading exec.fifo
 //!  start: write one byte to exec.fifo ────► startContainer hooks, execve
-//!  poststart hooks
+//!  wait until no reader of exec.fifo is left
+//!  (the execve closed it), poststart hooks
 //! ```
 //!
 //! If `create` dies before 'C', the init sees EOF on the socket and exits, so no init is ever
@@ -61,8 +62,8 @@ pub struct InitConfig<'a> {
     pub rootfs: &'a Path,
     pub cgroup: &'a Cgroup,
     pub namespaces: &'a NamespacePlan,
-    /// exec.fifo, opened read-write so that the init's read blocks until `start` writes.
-    pub exec_fifo: OwnedFd,
+    /// exec.fifo, which the init opens (see `init_steps`).
+    pub exec_fifo: &'a Path,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     /// The caller's fds that the container process gets (see `container::preserved_fds`).
@@ -560,6 +561,16 @@ fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
 
 fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
     reset_signals();
+    // exec.fifo, read-write so that our read blocks until `start` writes. Opened here, by us
+    // alone, and not in `create`: an fd of it in the caller would be inherited by whatever
+    // init or exec another thread of the caller (a shim) forks meanwhile, and `start` waits
+    // until no reader is left (`wait_for_execve`). Open before 'R', so before `start` can run.
+    let exec_fifo = nix::fcntl::open(
+        cfg.exec_fifo,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| fail("open", cfg.exec_fifo, e))?;
     // In a new user namespace, only once `create` has written our maps: an unprivileged
     // creator cannot write them to a process that is not dumpable. Nothing else is in our
     // namespaces before then.
@@ -670,7 +681,7 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
     // Block until `start` writes to exec.fifo.
     let mut byte = [0u8; 1];
     loop {
-        match nix::unistd::read(&cfg.exec_fifo, &mut byte) {
+        match nix::unistd::read(&exec_fifo, &mut byte) {
             Ok(1) => break,
             Err(Errno::EINTR) => continue,
             Ok(_) => return Err(fail("read exec fifo", "exec.fifo", Errno::EPIPE)),

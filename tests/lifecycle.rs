@@ -199,6 +199,35 @@ fn delete_of_a_created_container_kills_its_init() {
 /// --all` signals what is left in its cgroup and succeeds. containerd's shim sends `kill --all
 /// KILL` after every exit it handles, and the CRI's StopContainer failed on its error.
 #[test]
+fn start_returns_once_the_container_process_runs_its_program() {
+    // The spec runs the poststart hooks "after the user-specified process is executed", and
+    // engines read /proc of the pid `start` names as soon as it returns: by then the init
+    // must have left the runtime's code. Before, `start` returned as soon as its byte was
+    // in exec.fifo. A startContainer hook (run by the init between that byte and its execve)
+    // that takes a while makes the difference certain; the runs without it check the race.
+    let env = Env::new("startexec");
+    let mut b = env.bundle("b", &["sleep", "1000"]);
+    for i in 0..6 {
+        if i == 3 {
+            b.config["hooks"] = serde_json::json!({"startContainer": [
+                {"path": "/bin/sleep", "args": ["sleep", "0.3"]}
+            ]});
+            b.save();
+        }
+        let id = env.id(&format!("c{i}"));
+        let pid = start(&env, &b, &id);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(
+            comm.trim(),
+            "sleep",
+            "run {i}: `start` returned before the execve"
+        );
+        ok(&env.cmd(&["delete", "--force", &id]), "delete");
+        env.assert_nothing_left(&id);
+    }
+}
+
+#[test]
 fn kill_of_a_stopped_container_as_runc() {
     let env = Env::new("killstopped");
     // No pid namespace of its own, so that the init's child outlives it in its cgroup.
