@@ -397,6 +397,60 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A daemon's private namespaces, as `unshare ... --fork --kill-child --pid` makes them: the
+/// `unshare` process and its child, the namespace's init, with a pidfd for it so that no signal
+/// can reach a reused pid. Spawned so that `unshare` dies with the test (even by SIGKILL): its
+/// `--kill-child` then takes the init with it, and the kernel every process of the namespace.
+pub struct Namespaced {
+    pub unshare: std::process::Child,
+    pub init: i32,
+    pub init_fd: std::os::fd::OwnedFd,
+}
+
+impl Namespaced {
+    /// Spawn `c` (the `unshare` command line) and wait for its init; `log` says why it failed.
+    pub fn spawn(mut c: Command, log: impl Fn() -> String) -> Namespaced {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut unshare = c.spawn().expect("unshare (util-linux)");
+        let ns_pid = unshare.id() as i32;
+        let mut init = 0;
+        wait_until(
+            "the namespace's init",
+            std::time::Duration::from_secs(10),
+            || {
+                init = children_of(ns_pid).first().copied().unwrap_or(0);
+                init != 0 || unshare.try_wait().unwrap().is_some()
+            },
+        );
+        assert!(init != 0, "unshare failed: {}", log());
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: the fd was just opened and is ours alone.
+        let init_fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+        // Still unshare's child (which has not reaped it): the pidfd is that process's.
+        assert!(
+            children_of(ns_pid).contains(&init),
+            "the namespace's init died"
+        );
+        Namespaced {
+            unshare,
+            init,
+            init_fd,
+        }
+    }
+}
+
 /// The pids whose parent is `pid`.
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut kids = Vec::new();

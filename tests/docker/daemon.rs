@@ -1,8 +1,7 @@
 //! The private dockerd of the Docker tests: its namespaces, its start, the client with
 //! deadlines, and the cleanup that nothing escapes (see [`Daemon`]'s `Drop`).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,35 +78,12 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours. With it, unshare
-        // dies with the test (even by SIGKILL), its --kill-child takes the pid namespace's
-        // init with it, and the kernel then kills every process of that namespace.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut ns = c.spawn().expect("unshare (util-linux)");
+        let Namespaced {
+            unshare: ns,
+            init,
+            init_fd,
+        } = Namespaced::spawn(c, || read_log(&d));
         let ns_pid = ns.id() as i32;
-        let mut init = 0;
-        wait_until("the namespace's init", Duration::from_secs(10), || {
-            init = children_of(ns_pid).first().copied().unwrap_or(0);
-            init != 0 || ns.try_wait().unwrap().is_some()
-        });
-        assert!(init != 0, "unshare failed: {}", read_log(&d));
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, init, 0) };
-        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
-        // SAFETY: the fd was just opened and is ours alone.
-        let init_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        // Still unshare's child (which has not reaped it): the pidfd is that process's.
-        assert!(
-            children_of(ns_pid).contains(&init),
-            "the namespace's init died"
-        );
         let daemon = Daemon {
             sock: format!("unix://{}", d.join("docker.sock").display()),
             data,
