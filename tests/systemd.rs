@@ -499,23 +499,7 @@ fn a_hundred_lifecycles_leave_no_unit_slice_or_directory() {
     let after = units();
     let new: Vec<&String> = after.iter().filter(|u| !before.contains(u)).collect();
     assert!(new.is_empty(), "units left: {new:?}");
-    let left: Vec<&String> = after.iter().filter(|u| u.contains(&marker)).collect();
-    assert!(left.is_empty(), "units left: {left:?}");
-    let dirs = Command::new("find")
-        .args([
-            "/sys/fs/cgroup",
-            "-type",
-            "d",
-            "-name",
-            &format!("*{marker}*"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        dirs.stdout.is_empty(),
-        "cgroup directories left: {}",
-        String::from_utf8_lossy(&dirs.stdout)
-    );
+    assert_nothing_named(&marker);
 }
 
 /// Units and cgroup directories whose name holds `needle`: none may be left by an engine.
