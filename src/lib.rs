@@ -57,5 +57,6 @@ pub use container::{
 pub use error::{Error, InitError, Result};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;
+pub use process::StdioFds;
 pub use spec::{default_spec, default_spec_json};
 pub use state::{ContainerState, Status};

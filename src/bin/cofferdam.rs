@@ -401,6 +401,7 @@ fn builder(
             own_terminal,
             listen_fds: listen_fds(),
             systemd_cgroup,
+            stdio: None,
         }))
 }
 
@@ -565,6 +566,7 @@ fn exec(rest: &[String], root: &std::path::Path) -> Result<ExitCode, CliError> {
         preserve_fds,
         ignore_paused: a.has("ignore-paused"),
         sub_cgroups: a.all("cgroup").map(String::from).collect(),
+        stdio: None,
     };
     let mut p = c.exec(&process, &opts)?;
     if detach {
