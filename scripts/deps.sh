@@ -22,8 +22,10 @@ command -v conmon >/dev/null || need+=(conmon)
 # netavark makes the bridge and veths, with iptables rules.
 [ -x /usr/lib/podman/netavark ] || need+=(netavark)
 command -v iptables >/dev/null || need+=(iptables)
-# containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
+# containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary, and the native
+# shim (shim/tests/shim.rs, with podman to make its image); script(1) gives ctr a terminal.
 command -v containerd >/dev/null || need+=(containerd)
+command -v script >/dev/null || need+=(bsdutils)
 # The OCI validation suite (scripts/validation.sh) is built from source with Debian's Go; its
 # programs unpack their rootfs with tar.
 command -v go >/dev/null || need+=(golang-go)

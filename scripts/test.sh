@@ -43,11 +43,13 @@ examples() {
 }
 
 stage "install dependencies" bash scripts/deps.sh
-stage "cargo fmt" cargo fmt --check
-stage "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
+stage "cargo fmt" cargo fmt --all --check
+stage "cargo clippy" cargo clippy --workspace --all-targets --quiet -- -D warnings
 stage "build tests" cargo test --all-targets --no-run --quiet
 stage "tests (host)" cargo test --all-targets
 stage "doc tests" cargo test --doc
+# The containerd shim (a workspace member of its own): under a private containerd.
+stage "tests (containerd shim)" cargo test -p containerd-shim-cofferdam
 stage "nothing left" no_cgroups_left
 stage "examples" examples
 # The OCI validation suite (runtime-tools): every program, with only explained failures.
