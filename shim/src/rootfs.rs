@@ -62,7 +62,29 @@ pub fn mount_one(kind: &str, source: &str, options: &[String], target: &Path) ->
     Ok(())
 }
 
-/// Detach whatever is mounted on `target` (every layer of it).
-pub fn unmount_all(target: &Path) {
-    while umount2(target, MntFlags::MNT_DETACH).is_ok() {}
+/// Mount containerd's mounts on `<bundle>/rootfs`, in order; whether there were any. On
+/// error, what was mounted is detached again.
+pub fn mount_all(
+    bundle: &Path,
+    mounts: &[containerd_shim::protos::api::Mount],
+) -> Result<bool, String> {
+    let target = bundle.join("rootfs");
+    for m in mounts {
+        if let Err(e) = mount_one(&m.type_, &m.source, &m.options, &target) {
+            unmount_all(bundle);
+            return Err(format!(
+                "mount {} ({}) on {}: {e}",
+                m.source,
+                m.type_,
+                target.display()
+            ));
+        }
+    }
+    Ok(!mounts.is_empty())
+}
+
+/// Detach whatever is mounted on `<bundle>/rootfs` (every layer of it).
+pub fn unmount_all(bundle: &Path) {
+    let target = bundle.join("rootfs");
+    while umount2(&target, MntFlags::MNT_DETACH).is_ok() {}
 }

@@ -1,7 +1,7 @@
 //! The shim's side of the protocol (`start`, `delete`, the daemon) and the task service:
 //! each request becomes calls into the cofferdam library.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -193,7 +193,7 @@ impl containerd_shim::Shim for Service {
             log::warn!("delete {id}: {e}");
         }
         let _ = std::fs::remove_dir(&root);
-        unmount_rootfs(&bundle);
+        crate::rootfs::unmount_all(&bundle);
         Ok(DeleteResponse {
             exit_status: 128 + Signal::SIGKILL as u32,
             exited_at: MessageField::some(timestamp(SystemTime::now())),
@@ -225,33 +225,6 @@ impl containerd_shim::Shim for Service {
             .expect("spawn the OOM watcher");
         self.clone()
     }
-}
-
-fn mount_rootfs(
-    bundle: &Path,
-    mounts: &[containerd_shim::protos::api::Mount],
-) -> TtrpcResult<bool> {
-    let target = bundle.join("rootfs");
-    for m in mounts {
-        if let Err(e) = crate::rootfs::mount_one(&m.type_, &m.source, &m.options, &target) {
-            unmount_rootfs(bundle);
-            return Err(status(
-                Code::UNKNOWN,
-                format!(
-                    "mount {} ({}) on {}: {e}",
-                    m.source,
-                    m.type_,
-                    target.display()
-                ),
-            ));
-        }
-    }
-    Ok(!mounts.is_empty())
-}
-
-/// Detach whatever is mounted on the bundle's rootfs.
-fn unmount_rootfs(bundle: &Path) {
-    crate::rootfs::unmount_all(&bundle.join("rootfs"));
 }
 
 fn paths(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> Paths {
@@ -287,10 +260,11 @@ impl Service {
         let bundle = PathBuf::from(&req.bundle);
         let root = state_root(&bundle);
         let io = paths(&req.stdin, &req.stdout, &req.stderr, req.terminal);
-        let mounted = mount_rootfs(&bundle, &req.rootfs)?;
+        let mounted =
+            crate::rootfs::mount_all(&bundle, &req.rootfs).map_err(|e| status(Code::UNKNOWN, e))?;
         let undo = |e| {
             if mounted {
-                unmount_rootfs(&bundle);
+                crate::rootfs::unmount_all(&bundle);
             }
             e
         };
@@ -430,7 +404,7 @@ impl Service {
         drop(tasks);
         let _ = std::fs::remove_dir(&task.root);
         if task.rootfs_mounted {
-            unmount_rootfs(&task.bundle);
+            crate::rootfs::unmount_all(&task.bundle);
         }
         let (pid, exit_status) = (task.init.pid as u32, task.init.exit_status());
         let exited_at = task.init.exited_at();
