@@ -23,13 +23,15 @@ command -v conmon >/dev/null || need+=(conmon)
 # netavark makes the bridge and veths, with iptables rules.
 [ -x /usr/lib/podman/netavark ] || need+=(netavark)
 command -v iptables >/dev/null || need+=(iptables)
-# containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary.
+# containerd (and ctr) runs its runc v2 shim with cofferdam as the runc binary, and the native
+# shim (shim/tests/shim.rs, with podman to make its image); script(1) gives ctr a terminal.
 command -v containerd >/dev/null || need+=(containerd)
 # The CRI test (tests/cri): the pod network is Debian's CNI bridge, host-local and loopback
 # plugins; its client's CRI types are generated at build time by protoc (k8s-cri's build
 # script), so every build of the tests needs it.
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v script >/dev/null || need+=(bsdutils)
 # The OCI validation suite (scripts/validation.sh) is built from source with Debian's Go; its
 # programs unpack their rootfs with tar.
 command -v go >/dev/null || need+=(golang-go)

@@ -26,6 +26,7 @@ fi
 export TEST_TIME_FACTOR=${TEST_TIME_FACTOR_VM:-6}
 cargo test --all-targets --no-run --quiet
 cargo build --examples --quiet # the binaries tests/examples.rs runs
+cargo test -p containerd-shim-cofferdam --no-run --quiet
 # Every test file but those that need no second look on cgroup v2 and would take many minutes
 # under emulation: Docker's (a whole dockerd; its cgroup side is docker_resources.rs, run here)
 # and the systemd driver's (scripts/test-systemd.sh boots a VM of its own for it).
@@ -50,6 +51,8 @@ flock /run/lock/cofferdam-vm.lock "$vm" -q --mem 4G --timeout 3000 -- sh -c '
         || { echo "test-v2: the VM is not a pure cgroup2 host" >&2; exit 1; }
     status=0
     cargo test --offline --no-fail-fast $COFFERDAM_V2_TARGETS || status=$?
+    # The containerd shim, under a private containerd (metrics are cgroup v2 ones here).
+    cargo test --offline -p containerd-shim-cofferdam || status=$?
     # The OCI validation suite too, in the same boot (built on the host by scripts/test.sh):
     # the programs whose path differs on cgroup v2 (the lifecycle, cgroups, devices, pause
     # and kill through the cgroup), ten seconds and more each under emulation, so not all 58 of

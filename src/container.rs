@@ -11,7 +11,7 @@ use oci_spec::runtime::{Hook, Hooks, Spec};
 use crate::cgroups::{Cgroup, Layout};
 use crate::error::{Error, Result, io_err, sys_err};
 use crate::namespaces::NamespacePlan;
-use crate::process::{self, InitConfig};
+use crate::process::{self, InitConfig, StdioFds};
 use crate::state::{self, ContainerState, EXEC_FIFO, Persisted, Proc, Status};
 
 mod control;
@@ -57,6 +57,9 @@ pub struct CreateOptions {
     /// unit that systemd makes, and `linux.cgroupsPath` is `slice:prefix:name`. Fails where
     /// systemd does not run.
     pub systemd_cgroup: bool,
+    /// The container process's stdin, stdout and stderr, instead of the caller's own (which
+    /// it inherits when this is `None`, as with runc).
+    pub stdio: Option<StdioFds>,
 }
 
 /// Options of `exec` beyond the process.
@@ -77,6 +80,8 @@ pub struct ExecOptions {
     /// runc's `--cgroup [<controller>:]<path>`: an existing sub-cgroup of the container's,
     /// in every hierarchy or only that controller's.
     pub sub_cgroups: Vec<String>,
+    /// The process's stdin, stdout and stderr, instead of the caller's own.
+    pub stdio: Option<StdioFds>,
 }
 
 /// A process started in a container by [`Container::exec`]: a child of the caller.
@@ -300,6 +305,7 @@ fn create(
     }
     let terminal = spec.process().as_ref().and_then(|p| p.terminal()) == Some(true);
     check_console(terminal, opts.console_socket.as_deref(), opts.own_terminal)?;
+    opts.stdio.as_ref().map(StdioFds::check).transpose()?;
     let preserved = preserved_fds(opts.preserve_fds + opts.listen_fds);
     let mut spec = spec;
     if opts.listen_fds > 0
@@ -455,6 +461,7 @@ fn create(
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: preserved,
         console,
+        stdio: opts.stdio,
     };
     let pending = process::fork_init(&cfg)?;
     let init = Proc::of(pending.pid.as_raw()).ok_or(Error::Sys {
@@ -736,6 +743,7 @@ impl Container {
         opts: &ExecOptions,
     ) -> Result<ExecProcess> {
         process::check_lsm(process)?;
+        opts.stdio.as_ref().map(StdioFds::check).transpose()?;
         let st = state::read(&self.dir, &self.id)?;
         let status = st.status(&self.dir);
         let paused = status == Status::Paused && opts.ignore_paused;
@@ -787,6 +795,7 @@ impl Container {
             cgroup: &cgroup,
             console,
             preserve_fds: preserved,
+            stdio: opts.stdio,
             seccomp: st.seccomp.as_ref(),
             state: st.to_oci(status),
             join_cgroup_last: paused,

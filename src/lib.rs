@@ -111,6 +111,7 @@ pub use container::{
 pub use error::{Error, InitError, Result};
 pub use nix::sys::signal::Signal;
 pub use oci_spec;
+pub use process::StdioFds;
 pub use signal::parse as parse_signal;
 pub use signal::{block_forwarded as block_forwarded_signals, forward_until_exit};
 pub use spec::{default_spec, default_spec_json};

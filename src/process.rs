@@ -52,6 +52,9 @@ use crate::mount::{self, FsContext, Step, fail};
 use crate::namespaces::NamespacePlan;
 use crate::state::{Persisted, Status};
 
+mod stdio;
+pub use stdio::StdioFds;
+
 pub(crate) mod attrs;
 
 /// Everything the init needs, prepared by `create` before the fork.
@@ -70,6 +73,8 @@ pub struct InitConfig<'a> {
     pub preserve_fds: Vec<i32>,
     /// Connected `--console-socket`, when `process.terminal` is set.
     pub console: Option<OwnedFd>,
+    /// The container process's stdio, instead of ours.
+    pub stdio: Option<StdioFds>,
 }
 
 /// Messages bigger than this (a state JSON with huge annotations) are refused, not cut.
@@ -416,6 +421,8 @@ pub struct ExecConfig<'a> {
     pub cgroup: &'a Cgroup,
     pub console: Option<OwnedFd>,
     pub preserve_fds: Vec<i32>,
+    /// The process's stdio, instead of ours.
+    pub stdio: Option<StdioFds>,
     /// The container's seccomp profile, put on the process too.
     pub seccomp: Option<&'a LinuxSeccomp>,
     /// The container's state, for a seccomp agent.
@@ -528,6 +535,9 @@ fn forward_listener(
 
 fn exec_steps(cfg: &ExecConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infallible> {
     reset_signals();
+    if let Some(stdio) = &cfg.stdio {
+        stdio.install()?;
+    }
     undumpable()?;
     wait_for(sock, b'G')?;
     // Still in the host's user namespace, where a hard limit can be raised.
@@ -571,6 +581,9 @@ fn init_steps(cfg: &InitConfig, exec: &ExecPlan, sock: &OwnedFd) -> Step<Infalli
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| fail("open", cfg.exec_fifo, e))?;
+    if let Some(stdio) = &cfg.stdio {
+        stdio.install()?;
+    }
     // In a new user namespace, only once `create` has written our maps: an unprivileged
     // creator cannot write them to a process that is not dumpable. Nothing else is in our
     // namespaces before then.

@@ -61,3 +61,90 @@ fn kill_through_the_library() {
     c.delete(false).unwrap();
     env.assert_nothing_left(&id);
 }
+
+/// stdio given as fds (`CreateOptions::stdio`, `ExecOptions::stdio`), as a shim that runs many
+/// containers passes each its own pipes: the container's output arrives on them and not on the
+/// caller's stdout, its stdin is read from the pipe given, and a closed fd is refused.
+#[test]
+fn stdio_given_as_fds() {
+    use cofferdam::{CreateOptions, ExecOptions, StdioFds};
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    let env = Env::new("libstdio");
+    let b = env.bundle(
+        "b",
+        &["sh", "-c", "read l; echo out:$l; echo err >&2; exit 5"],
+    );
+    let id = env.id("c");
+    let (in_r, in_w) = nix::unistd::pipe().unwrap();
+    let (out_r, out_w) = nix::unistd::pipe().unwrap();
+    let (err_r, err_w) = nix::unistd::pipe().unwrap();
+    let stdio = StdioFds {
+        stdin: in_r.as_raw_fd(),
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+    };
+    let c = ContainerBuilder::new(&id)
+        .state_root(&env.root)
+        .bundle(&b.path)
+        .options(CreateOptions {
+            stdio: Some(stdio),
+            ..Default::default()
+        })
+        .create()
+        .unwrap();
+    // The container has its own copies: ours go, so that EOF comes when it exits.
+    drop((in_r, out_w, err_w));
+    c.start().unwrap();
+
+    // exec with its own stdio, while the init waits for its line.
+    let (x_r, x_w) = nix::unistd::pipe().unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut process = c.process().unwrap().clone();
+    process.set_args(Some(vec!["echo".into(), "from exec".into()]));
+    let p = c
+        .exec(
+            &process,
+            &ExecOptions {
+                stdio: Some(StdioFds {
+                    stdin: null.as_raw_fd(),
+                    stdout: x_w.as_raw_fd(),
+                    stderr: x_w.as_raw_fd(),
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    drop(x_w);
+    assert_eq!(p.wait().unwrap(), 0);
+    let mut s = String::new();
+    std::fs::File::from(x_r).read_to_string(&mut s).unwrap();
+    assert_eq!(s, "from exec\n");
+
+    std::fs::File::from(in_w).write_all(b"hi\n").unwrap();
+    assert_eq!(c.wait().unwrap(), 5);
+    let (mut out, mut err) = (String::new(), String::new());
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    std::fs::File::from(err_r).read_to_string(&mut err).unwrap();
+    assert_eq!((out.as_str(), err.as_str()), ("out:hi\n", "err\n"));
+    c.delete(false).unwrap();
+    env.assert_nothing_left(&id);
+
+    // A closed fd is named, and nothing is made.
+    let bad = ContainerBuilder::new(&id)
+        .state_root(&env.root)
+        .bundle(&b.path)
+        .options(CreateOptions {
+            stdio: Some(StdioFds {
+                stdin: 1000,
+                stdout: 1,
+                stderr: 2,
+            }),
+            ..Default::default()
+        })
+        .create()
+        .unwrap_err();
+    assert!(bad.to_string().contains("stdio fd 1000"), "{bad}");
+    env.assert_nothing_left(&id);
+}

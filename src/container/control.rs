@@ -87,6 +87,14 @@ impl Container {
         Ok(self.state.cgroup.stats())
     }
 
+    /// How many times the OOM killer has killed a process of the container's cgroup (v1
+    /// `memory.oom_control`, v2 `memory.events`; 0 without a memory controller). It keeps
+    /// counting once the container has stopped, until `delete`: a watcher that sees the init
+    /// exit can still tell whether the OOM killer took it.
+    pub fn oom_kills(&self) -> u64 {
+        self.state.cgroup.oom_kills()
+    }
+
     /// Watch the container until it stops: `emit` gets a stats event every `interval`, and an
     /// `oom` event each time the OOM killer strikes in the container (checked at least every
     /// 100 ms). Stops early when `emit` fails (its reader went away).

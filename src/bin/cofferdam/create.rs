@@ -30,6 +30,7 @@ fn builder(
             own_terminal,
             listen_fds: listen_fds(),
             systemd_cgroup,
+            stdio: None,
         }))
 }
 

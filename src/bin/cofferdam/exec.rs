@@ -124,6 +124,7 @@ pub fn exec(rest: &[String], root: &Path) -> Result<ExitCode, CliError> {
         preserve_fds,
         ignore_paused: a.has("ignore-paused"),
         sub_cgroups: a.all("cgroup").map(String::from).collect(),
+        stdio: None,
     };
     let mut p = c.exec(&process, &opts)?;
     if detach {

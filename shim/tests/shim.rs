@@ -1,0 +1,485 @@
+//! The native shim under a real containerd (private root, state, socket and namespace, started
+//! and stopped by the test, with the shim's directory on its PATH), driven by `ctr run
+//! --runtime io.containerd.cofferdam.v2`: output and exit codes, a detached task with exec,
+//! a terminal, pause and resume, metrics, kill, an OOM event, one shim per pod, a containerd
+//! restart under a running task, and 20 runs after which nothing is left.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-cofferdam-v2");
+const RUNTIME: &str = "io.containerd.cofferdam.v2";
+const IMAGE: &str = "localhost/cofferdam-shim-busybox:latest";
+
+/// A private containerd: its root, state and sockets under the test's directory, the shim's
+/// directory first on its PATH. Dropping it stops it and whatever of ours it left (shims,
+/// container processes, mounts, shim sockets), by pid and path.
+struct Containerd<'a> {
+    env: &'a Env,
+    sock: String,
+    namespace: String,
+    daemon: Option<Child>,
+}
+
+impl<'a> Containerd<'a> {
+    fn start(env: &'a Env) -> Containerd<'a> {
+        let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+        let sock = d("containerd.sock");
+        std::fs::write(
+            env.dir.join("config.toml"),
+            format!(
+                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+                d("root"),
+                d("state")
+            ),
+        )
+        .unwrap();
+        let mut c = Containerd {
+            env,
+            sock,
+            namespace: format!("cofferdam-test-{}", std::process::id()),
+            daemon: None,
+        };
+        c.up();
+        c
+    }
+
+    /// Start the daemon and wait until it answers.
+    fn up(&mut self) {
+        let shim_dir = Path::new(SHIM).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            shim_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = |n: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.env.dir.join(n))
+                .unwrap()
+        };
+        let daemon = Command::new("containerd")
+            .args([
+                "--config",
+                &self.env.dir.join("config.toml").to_string_lossy(),
+            ])
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log("containerd.log"))
+            .stderr(log("containerd.err"))
+            .spawn()
+            .expect("containerd is installed by scripts/deps.sh");
+        self.daemon = Some(daemon);
+        wait_until("containerd to answer", Duration::from_secs(20), || {
+            self.ctr(&["version"]).0 == 0
+        });
+    }
+
+    /// Stop the daemon (SIGTERM, as a service manager does) and wait for it.
+    fn down(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(d.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = d.wait();
+        }
+    }
+
+    fn ctr(&self, args: &[&str]) -> (i32, String, String) {
+        let mut c = Command::new("ctr");
+        c.args(["--address", &self.sock, "--namespace", &self.namespace])
+            .args(args);
+        code_out_err(&self.env.output(c))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctr(args);
+        assert_eq!(code, 0, "ctr {args:?}: {err}");
+        out
+    }
+
+    /// `ctr run` on our runtime and image: `opts` before the image, `cmd` after the id.
+    fn run(&self, opts: &[&str], id: &str, cmd: &[&str]) -> (i32, String, String) {
+        let cg = self.cgroup(id);
+        let mut args = vec!["run", "--runtime", RUNTIME, "--cgroup", &cg];
+        args.extend(opts);
+        args.extend([IMAGE, id]);
+        args.extend(cmd);
+        self.ctr(&args)
+    }
+
+    fn cgroup(&self, id: &str) -> String {
+        format!("{}_ctr/{id}", self.env.cgroup_prefix)
+    }
+
+    /// (pid, status) of a task, from `ctr task ls`.
+    fn task(&self, id: &str) -> Option<(i32, String)> {
+        let out = self.ctr(&["task", "ls"]).1;
+        out.lines().find_map(|l| {
+            let f: Vec<_> = l.split_whitespace().collect();
+            (f.len() == 3 && f[0] == id).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+        })
+    }
+
+    fn wait_status(&self, id: &str, want: &str) {
+        wait_until(
+            &format!("{id} to be {want}"),
+            Duration::from_secs(10),
+            || self.task(id).is_some_and(|(_, s)| s == want),
+        );
+    }
+
+    /// Kill a task, wait for it to stop, delete it and its container.
+    fn remove(&self, id: &str) {
+        self.ok(&["task", "kill", "-s", "SIGKILL", id]);
+        self.wait_status(id, "STOPPED");
+        self.ok(&["task", "delete", id]);
+        self.ok(&["container", "delete", id]);
+    }
+
+    /// The pids of the shims serving this containerd, and their socket paths.
+    fn shims(&self) -> Vec<(i32, Option<PathBuf>)> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let ours = args
+                .first()
+                .is_some_and(|a| a.ends_with("containerd-shim-cofferdam-v2"))
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == "-address" && w[1] == self.sock);
+            if ours {
+                let socket = args
+                    .windows(2)
+                    .find(|w| w[0] == "-socket")
+                    .and_then(|w| w[1].strip_prefix("unix://").map(PathBuf::from));
+                found.push((pid, socket));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Containerd<'_> {
+    fn drop(&mut self) {
+        self.down();
+        for (pid, socket) in self.shims() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if let Some(s) = socket {
+                let _ = std::fs::remove_file(s);
+            }
+        }
+        for pid in processes_in_cgroup(&self.env.cgroup_prefix) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        // Rootfs mounts of tasks whose shim was killed.
+        let d = format!("{}/", self.env.dir.display());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut ours: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|m| m.starts_with(&d))
+            .collect();
+        ours.reverse();
+        for m in ours {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.env.sweep_cgroups();
+    }
+}
+
+/// Import a busybox image into the private containerd: a tarball of the busybox rootfs,
+/// imported by podman (vfs, private root) and saved as an OCI archive.
+fn import_image(env: &Env, ctrd: &Containerd) {
+    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+    let rootfs = env.dir.join("image");
+    make_busybox_rootfs(&rootfs);
+    let tar = d("bb.tar");
+    let st = Command::new("tar")
+        .args(["-C", &rootfs.to_string_lossy(), "-cf", &tar, "."])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let podman = |args: &[&str]| {
+        let st = Command::new("podman")
+            .args(["--root", &d("pstorage"), "--runroot", &d("prun")])
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "podman {args:?}");
+    };
+    podman(&["import", &tar, IMAGE]);
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        &d("oci.tar"),
+        IMAGE,
+    ]);
+    podman(&["rmi", "-a", "-f"]);
+    ctrd.ok(&[
+        "images",
+        "import",
+        "--base-name",
+        "localhost/cofferdam-shim-busybox",
+        &d("oci.tar"),
+    ]);
+}
+
+fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+}
+
+#[test]
+fn containerd_runs_tasks_through_the_native_shim() {
+    let env = Env::new("shim");
+    let mut ctrd = Containerd::start(&env);
+    import_image(&env, &ctrd);
+    let id = |n: &str| format!("{n}-{}", std::process::id());
+
+    // Output (stdout and stderr) and the exit code.
+    let (code, out, err) = ctrd.run(
+        &["--rm"],
+        &id("out"),
+        &["sh", "-c", "echo hello; echo oops >&2; exit 4"],
+    );
+    assert_eq!((code, out.trim()), (4, "hello"), "{err}");
+    assert!(err.contains("oops"), "stderr: {err}");
+
+    // stdin reaches the process, and its end is the process's end of file.
+    let cg = ctrd.cgroup(&id("in"));
+    let line = format!(
+        "printf 'hi\\n' | ctr --address {} --namespace {} run --rm --runtime {RUNTIME} --cgroup {cg} {IMAGE} {} sh -c 'cat; echo done'",
+        ctrd.sock,
+        ctrd.namespace,
+        id("in")
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &line]);
+    let (code, out, err) = code_out_err(&env.output(c));
+    assert_eq!((code, out.as_str()), (0, "hi\ndone\n"), "{err}");
+
+    // A terminal: ctr given one of its own (script's), the process sees a tty.
+    let cg = ctrd.cgroup(&id("tty"));
+    let ctr_line = format!(
+        "ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} --cgroup {cg} {IMAGE} {} sh -c 'tty; exit 3'",
+        ctrd.sock,
+        ctrd.namespace,
+        id("tty")
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &ctr_line, "/dev/null"]);
+    let (code, out, err) = code_out_err(&env.output(c));
+    assert_eq!(code, 3, "tty task: {out} {err}");
+    assert!(out.contains("/dev/pts/"), "no terminal: {out}");
+
+    // A detached task: exec (output, exit code, a terminal of its own), metrics, pause and
+    // resume, kill, delete.
+    let t = id("detached");
+    let (code, _, err) = ctrd.run(&["-d"], &t, &["sleep", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    ctrd.wait_status(&t, "RUNNING");
+    let out = ctrd.ok(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        &t,
+        "cat",
+        "/proc/1/cmdline",
+    ]);
+    assert!(out.starts_with("sleep"), "{out}");
+    let (code, _, _) = ctrd.ctr(&["task", "exec", "--exec-id", "e2", &t, "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7, "the exec's exit status");
+    let exec_tty = format!(
+        "ctr --address {} --namespace {} task exec -t --exec-id e3 {t} sh -c 'tty; exit 5'",
+        ctrd.sock, ctrd.namespace
+    );
+    let mut c = Command::new("script");
+    c.args(["-qec", &exec_tty, "/dev/null"]);
+    let (code, out, err) = code_out_err(&env.output(c));
+    assert_eq!(code, 5, "exec with a terminal: {out} {err}");
+    assert!(out.contains("/dev/pts/"), "no terminal in the exec: {out}");
+    let metrics = ctrd.ok(&["task", "metrics", &t]);
+    assert!(metrics.contains(&t), "{metrics}");
+    ctrd.ok(&["task", "pause", &t]);
+    assert_eq!(ctrd.task(&t).unwrap().1, "PAUSED");
+    ctrd.ok(&["task", "resume", &t]);
+    assert_eq!(ctrd.task(&t).unwrap().1, "RUNNING");
+    let (pid, _) = ctrd.task(&t).unwrap();
+    let shim = ppid(pid);
+    ctrd.remove(&t);
+    wait_until("the task's shim to exit", Duration::from_secs(10), || {
+        !alive(shim)
+    });
+
+    // An OOM kill is published (TaskOOM), seen by `ctr events`.
+    let events_out = env.dir.join("events.txt");
+    let events = Command::new("ctr")
+        .args(["--address", &ctrd.sock, "events"])
+        .stdout(std::fs::File::create(&events_out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Stop(Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let events_guard = Stop(events);
+    let oom = id("oom");
+    let fill = "awk 'BEGIN { s = \"x\"; while (1) s = s s }'; echo status=$?";
+    let (code, out, err) = ctrd.run(
+        &["--rm", "--memory-limit", "33554432"],
+        &oom,
+        &["sh", "-c", fill],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("status=137"), "not OOM-killed: {out}");
+    wait_until("the OOM event", Duration::from_secs(10), || {
+        std::fs::read_to_string(&events_out)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains(&oom))
+    });
+    let seen = std::fs::read_to_string(&events_out).unwrap();
+    for topic in [
+        "/tasks/create",
+        "/tasks/start",
+        "/tasks/exit",
+        "/tasks/delete",
+    ] {
+        assert!(
+            seen.lines().any(|l| l.contains(topic) && l.contains(&oom)),
+            "no {topic} event: {seen}"
+        );
+    }
+    drop(events_guard);
+
+    // Two containers of one pod (sandbox id) share one shim process.
+    let pod = format!("io.kubernetes.cri.sandbox-id={}", id("pod"));
+    let (a, b) = (id("poda"), id("podb"));
+    for c in [&a, &b] {
+        let (code, _, err) = ctrd.run(&["-d", "--annotation", &pod], c, &["sleep", "1000"]);
+        assert_eq!(code, 0, "{err}");
+        ctrd.wait_status(c, "RUNNING");
+    }
+    let shim_a = ppid(ctrd.task(&a).unwrap().0);
+    let shim_b = ppid(ctrd.task(&b).unwrap().0);
+    assert_eq!(shim_a, shim_b, "one shim for the pod");
+    assert_eq!(ctrd.shims().len(), 1, "{:?}", ctrd.shims());
+    ctrd.remove(&a);
+    assert!(alive(shim_a), "the pod's shim went with its first task");
+    ctrd.remove(&b);
+    wait_until("the pod's shim to exit", Duration::from_secs(10), || {
+        !alive(shim_a)
+    });
+
+    // containerd restarted under a running task: the task runs on, containerd finds it
+    // again, and it can still be killed and deleted.
+    let r = id("restart");
+    let (code, _, err) = ctrd.run(&["-d"], &r, &["sleep", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    ctrd.wait_status(&r, "RUNNING");
+    let (pid, _) = ctrd.task(&r).unwrap();
+    ctrd.down();
+    assert!(alive(pid), "the task died with containerd");
+    ctrd.up();
+    wait_until(
+        "containerd to see the task again",
+        Duration::from_secs(10),
+        || ctrd.task(&r) == Some((pid, "RUNNING".into())),
+    );
+    ctrd.remove(&r);
+    assert!(!alive(pid));
+
+    // 20 in a row.
+    for i in 0..20 {
+        let (code, _, err) = ctrd.run(&["--rm"], &id(&format!("r{i}")), &["true"]);
+        assert_eq!(code, 0, "run {i}: {err}");
+    }
+
+    // Nothing left: no task, container, shim, process, cgroup, mount, FIFO or state.
+    assert_eq!(ctrd.ok(&["task", "ls", "-q"]).trim(), "");
+    assert_eq!(ctrd.ok(&["container", "ls", "-q"]).trim(), "");
+    wait_until("every shim to exit", Duration::from_secs(10), || {
+        ctrd.shims().is_empty()
+    });
+    assert!(processes_in_cgroup(&env.cgroup_prefix).is_empty());
+    for dir in env.cgroup_dirs() {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .collect();
+        assert!(left.is_empty(), "left below {}: {left:?}", dir.display());
+    }
+    let d = format!("{}/", env.dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let leaked: Vec<_> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(&d))
+        .collect();
+    assert!(leaked.is_empty(), "mounts left: {leaked:?}");
+    let tasks_dir = env
+        .dir
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&ctrd.namespace);
+    let bundles: Vec<_> = std::fs::read_dir(&tasks_dir)
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(bundles.is_empty(), "bundles left: {bundles:?}");
+    let fifos = Command::new("find")
+        .args([
+            "/run/containerd/fifo",
+            "-name",
+            &format!("*-{}*", std::process::id()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&fifos.stdout).trim(),
+        "",
+        "FIFOs left"
+    );
+}
