@@ -41,21 +41,35 @@ struct Handler {
     runtime_type: &'static str,
     /// The entry's `options` table (TOML lines), given the test's directory.
     options: fn(&Path) -> String,
+    /// The shim's binary, as containerd starts it.
+    shim: &'static str,
 }
 
 /// The handlers every pod of the test runs on.
-const HANDLERS: &[Handler] = &[Handler {
-    name: "cofferdam",
-    // containerd's runc v2 shim, with cofferdam as its runc binary; its state root in the
-    // test's directory.
-    runtime_type: "io.containerd.runc.v2",
-    options: |dir| {
-        format!(
-            "BinaryName = {BIN:?}\nRoot = {:?}\nSystemdCgroup = false\n",
-            dir.join("runtime-root")
-        )
+const HANDLERS: &[Handler] = &[
+    Handler {
+        name: "cofferdam",
+        // containerd's runc v2 shim, with cofferdam as its runc binary; its state root in the
+        // test's directory.
+        runtime_type: "io.containerd.runc.v2",
+        shim: "containerd-shim-runc-v2",
+        options: |dir| {
+            format!(
+                "BinaryName = {BIN:?}\nRoot = {:?}\nSystemdCgroup = false\n",
+                dir.join("runtime-root")
+            )
+        },
     },
-}];
+    Handler {
+        name: "cofferdam-native",
+        // containerd-shim-cofferdam-v2 (shim/), which calls the library itself and keeps each
+        // task's state in its bundle; it takes no options. Built by `cargo build --workspace` or
+        // `cargo test -p containerd-shim-cofferdam --no-run` (scripts/test.sh does).
+        runtime_type: "io.containerd.cofferdam.v2",
+        shim: "containerd-shim-cofferdam-v2",
+        options: |_| String::new(),
+    },
+];
 
 const IMAGE: &str = "localhost/cofferdam-cri-busybox:1";
 /// The CNI network's subnet, inside the test's network namespace only.
@@ -64,6 +78,15 @@ const MIB: i64 = 1024 * 1024;
 
 #[test]
 fn cri_pods_run_on_cofferdam() {
+    let shim = Path::new(BIN)
+        .parent()
+        .unwrap()
+        .join("containerd-shim-cofferdam-v2");
+    assert!(
+        shim.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        shim.display()
+    );
     let d = Containerd::start();
     let version = d.call("Version", d.rs().version(cri::VersionRequest::default()));
     assert_eq!(
@@ -292,6 +315,30 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
         "{}",
         what("the pod's network namespace")
     );
+    // The handler's own shim holds the containers (their parent: the runc v2 shim is their
+    // subreaper, ours forked them), one shim for the whole pod, as containerd groups them.
+    let shim_of = |pid: i32| {
+        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let ppid: i32 = ppid
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let argv = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
+        let argv0 = String::from_utf8_lossy(argv.split(|&b| b == 0).next().unwrap()).into_owned();
+        (ppid, argv0)
+    };
+    let (shim_a, argv0) = shim_of(pa);
+    assert!(
+        argv0.ends_with(h.shim),
+        "{}: {argv0}",
+        what("the containers' shim")
+    );
+    assert_eq!(shim_of(pb).0, shim_a, "{}", what("one shim for the pod"));
     for pid in [pa, pb] {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let field = |f: &str| {
@@ -337,10 +384,19 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
         },
     );
     let log = logs.join("a.log");
-    wait_until(&what("a's log"), Duration::from_secs(30), || {
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(30));
+    loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.contains("hello-over-localhost") && text.contains("listener-done")
-    });
+        if text.contains("hello-over-localhost") && text.contains("listener-done") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {text:?}",
+            what("a's log, with what b sent")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // What the removal must take away (see the end): each container's rootfs, the sandbox's
     // shm, and the bridge pod's network namespace.
