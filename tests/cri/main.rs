@@ -244,7 +244,10 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
     for (name, script) in [
         (
             "a",
-            "nc -l -p 8080; echo listener-done; exec sleep 1000000000",
+            // nc's stdin must not end: at its end busybox nc shuts its side of the
+            // connection, and a client that sees that before it has read its own stdin
+            // leaves without sending (the test then waited for text that never came).
+            "sleep 1000000000 | { nc -l -p 8080; echo listener-done; exec sleep 1000000000; }",
         ),
         ("b", "trap 'exit 3' TERM; while :; do sleep 1; done"),
     ] {
