@@ -320,12 +320,16 @@ fn main() {
             median(deletes)
         );
     }
+    // BENCH_DENSITY=0: the per-task figures only.
+    let density_runs = runtimes
+        .iter()
+        .filter(|r| density > 0 && r.name != "runc-v2 shim + runc");
     println!();
     println!(
         "| runtime | {density} running tasks: machine memory in use per task (KiB) | shim RSS per task (KiB) | wall time of the {density} `ctr run -d` (s) |"
     );
     println!("|---|---|---|---|");
-    for rt in runtimes.iter().filter(|r| r.name != "runc-v2 shim + runc") {
+    for rt in density_runs {
         std::thread::sleep(Duration::from_secs(1));
         let before = mem_used_kib();
         let t = Instant::now();
