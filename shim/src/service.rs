@@ -64,6 +64,18 @@ fn not_found(what: &str, id: &str) -> ttrpc::Error {
     status(Code::NOT_FOUND, format!("{what} {id} not found"))
 }
 
+impl Tasks {
+    /// The task named `id`, or containerd's NOT_FOUND.
+    fn task(&self, id: &str) -> TtrpcResult<&Task> {
+        self.by_id.get(id).ok_or_else(|| not_found("task", id))
+    }
+
+    /// As [`Tasks::task`], to change it.
+    fn task_mut(&mut self, id: &str) -> TtrpcResult<&mut Task> {
+        self.by_id.get_mut(id).ok_or_else(|| not_found("task", id))
+    }
+}
+
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> ttrpc::Error + '_ {
     move |e| status(Code::UNKNOWN, format!("{what}: {e}"))
 }
@@ -329,7 +341,7 @@ impl Service {
     fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<u32> {
         let (process, io, container) = {
             let tasks = self.inner().tasks();
-            let task = tasks.by_id.get(id).ok_or_else(|| not_found("task", id))?;
+            let task = tasks.task(id)?;
             let e = task
                 .execs
                 .get(exec_id)
@@ -388,10 +400,34 @@ impl Service {
 
     /// Remove the task: its container (forced: a created one is killed, as runc does), the
     /// rootfs mount, the state root.
+    /// Freeze or thaw a task's container, and tell containerd (TaskPaused or TaskResumed).
+    fn set_paused(&self, id: String, paused: bool) -> TtrpcResult<Empty> {
+        let mut tasks = self.inner().tasks();
+        let task = tasks.task_mut(&id)?;
+        let c = task.container(&id).map_err(lib_err)?;
+        if paused { c.pause() } else { c.resume() }.map_err(lib_err)?;
+        task.paused = paused;
+        if paused {
+            let event = TaskPaused {
+                container_id: id,
+                ..Default::default()
+            };
+            self.inner().publish(topics::TASK_PAUSED_EVENT_TOPIC, event);
+        } else {
+            let event = TaskResumed {
+                container_id: id,
+                ..Default::default()
+            };
+            self.inner()
+                .publish(topics::TASK_RESUMED_EVENT_TOPIC, event);
+        }
+        Ok(Empty::new())
+    }
+
     fn delete_task(&self, id: &str) -> TtrpcResult<api::DeleteResponse> {
         let _guard = InFlight::enter();
         let mut tasks = self.inner().tasks();
-        let task = tasks.by_id.get(id).ok_or_else(|| not_found("task", id))?;
+        let task = tasks.task(id)?;
         if task.init.phase == Phase::Running {
             return Err(status(
                 Code::FAILED_PRECONDITION,
@@ -459,10 +495,7 @@ impl containerd_shim::Task for Service {
         // start is recorded and its TaskStart queued.
         let _guard = InFlight::enter();
         let mut tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
+        let task = tasks.task_mut(&req.id)?;
         task.container(&req.id)
             .and_then(|c| c.start())
             .map_err(lib_err)?;
@@ -489,10 +522,7 @@ impl containerd_shim::Task for Service {
     ) -> TtrpcResult<api::StateResponse> {
         log::debug!("state {:?}", req);
         let tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
+        let task = tasks.task(&req.id)?;
         let p = task
             .proc(&req.exec_id)
             .ok_or_else(|| not_found("exec", &req.exec_id))?;
@@ -520,10 +550,7 @@ impl containerd_shim::Task for Service {
         log::debug!("pids {:?}", req);
         let c = {
             let tasks = self.inner().tasks();
-            let task = tasks
-                .by_id
-                .get(&req.id)
-                .ok_or_else(|| not_found("task", &req.id))?;
+            let task = tasks.task(&req.id)?;
             task.container(&req.id).map_err(lib_err)?
         };
         let processes = c
@@ -546,10 +573,7 @@ impl containerd_shim::Task for Service {
         let signal = Signal::try_from(req.signal as i32)
             .map_err(|_| status(Code::INVALID_ARGUMENT, format!("bad signal {}", req.signal)))?;
         let tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
+        let task = tasks.task(&req.id)?;
         if req.exec_id.is_empty() {
             if task.init.phase == Phase::Stopped {
                 return Err(not_found("process of task", &req.id));
@@ -584,10 +608,7 @@ impl containerd_shim::Task for Service {
             return self.delete_task(&req.id);
         }
         let mut tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
+        let task = tasks.task_mut(&req.id)?;
         let e = task
             .execs
             .get(&req.exec_id)
@@ -618,10 +639,7 @@ impl containerd_shim::Task for Service {
                 )
             })?;
         let mut tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
+        let task = tasks.task_mut(&req.id)?;
         if task.execs.contains_key(&req.exec_id) {
             return Err(status(
                 Code::ALREADY_EXISTS,
@@ -677,44 +695,12 @@ impl containerd_shim::Task for Service {
 
     fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
         log::debug!("pause {:?}", req);
-        let mut tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
-        task.container(&req.id)
-            .and_then(|c| c.pause())
-            .map_err(lib_err)?;
-        task.paused = true;
-        self.inner().publish(
-            topics::TASK_PAUSED_EVENT_TOPIC,
-            TaskPaused {
-                container_id: req.id,
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.set_paused(req.id, true)
     }
 
     fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
         log::debug!("resume {:?}", req);
-        let mut tasks = self.inner().tasks();
-        let task = tasks
-            .by_id
-            .get_mut(&req.id)
-            .ok_or_else(|| not_found("task", &req.id))?;
-        task.container(&req.id)
-            .and_then(|c| c.resume())
-            .map_err(lib_err)?;
-        task.paused = false;
-        self.inner().publish(
-            topics::TASK_RESUMED_EVENT_TOPIC,
-            TaskResumed {
-                container_id: req.id,
-                ..Default::default()
-            },
-        );
-        Ok(Empty::new())
+        self.set_paused(req.id, false)
     }
 
     fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<Empty> {
@@ -728,10 +714,7 @@ impl containerd_shim::Task for Service {
             })?;
         let c = {
             let tasks = self.inner().tasks();
-            let task = tasks
-                .by_id
-                .get(&req.id)
-                .ok_or_else(|| not_found("task", &req.id))?;
+            let task = tasks.task(&req.id)?;
             task.container(&req.id).map_err(lib_err)?
         };
         c.update(&resources).map_err(lib_err)?;
@@ -770,10 +753,7 @@ impl containerd_shim::Task for Service {
         log::debug!("stats {:?}", req);
         let c = {
             let tasks = self.inner().tasks();
-            let task = tasks
-                .by_id
-                .get(&req.id)
-                .ok_or_else(|| not_found("task", &req.id))?;
+            let task = tasks.task(&req.id)?;
             task.container(&req.id).map_err(lib_err)?
         };
         let stats = c.stats().map_err(lib_err)?;
