@@ -455,6 +455,48 @@ impl Namespaced {
             init_fd,
         }
     }
+
+    /// Whether `unshare`, and so the namespace's init, still runs.
+    pub fn running(&mut self) -> bool {
+        self.unshare.try_wait().ok().flatten().is_none()
+    }
+
+    /// A signal to the namespace's init, through its pidfd.
+    pub fn signal_init(&self, sig: i32) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal on our own pidfd, with no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.init_fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+    }
+
+    /// End it all: SIGTERM to the init (docker-init passes it on to the daemon), SIGKILL if
+    /// it is not gone in 30 s. When that init ends, the kernel kills every process of the pid
+    /// namespace, and `unshare` exits only after; its mount and network namespaces then have
+    /// no process left and go away. Last, a process of the test's cgroups (`cgroup_prefix`)
+    /// that is still there would be one in exit: waited for.
+    pub fn stop(mut self, cgroup_prefix: &str) {
+        use std::time::{Duration, Instant};
+        if self.running() {
+            self.signal_init(libc::SIGTERM);
+            let deadline = Instant::now() + patience(Duration::from_secs(30));
+            while self.running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.signal_init(libc::SIGKILL);
+        }
+        let _ = self.unshare.wait();
+        let deadline = Instant::now() + patience(Duration::from_secs(30));
+        while !processes_in_cgroup(cgroup_prefix).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// The pids whose parent is `pid`.

@@ -2,9 +2,8 @@
 //! runtime handlers, the CNI network), the image, the CRI client, and the cleanup that nothing
 //! escapes (see [`Containerd`]'s `Drop`).
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
@@ -18,12 +17,9 @@ use crate::{HANDLERS, IMAGE, SUBNET, cgroup_pids};
 pub struct Containerd {
     pub env: Env,
     sock: PathBuf,
-    /// `unshare`, our child: it holds the network and mount namespaces; its only child is
-    /// the pid namespace's init (docker-init, which runs containerd).
-    ns: Option<Child>,
-    /// That init (host pid), and a pidfd for it so that no signal can reach a reused pid.
-    init: i32,
-    init_fd: OwnedFd,
+    /// `unshare` and its only child, the pid namespace's init (docker-init, which runs
+    /// containerd); taken by `drop`.
+    ns: Option<Namespaced>,
     rt: tokio::runtime::Runtime,
     client: RuntimeServiceClient<Channel>,
 }
@@ -80,12 +76,8 @@ impl Containerd {
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);
-        let Namespaced {
-            unshare: ns,
-            init,
-            init_fd,
-        } = Namespaced::spawn(c, || read_log(&d));
-        let ns_pid = ns.id() as i32;
+        let ns = Namespaced::spawn(c, || read_log(&d));
+        let (ns_pid, init) = (ns.unshare.id() as i32, ns.init);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -112,8 +104,6 @@ impl Containerd {
             env,
             sock,
             ns: Some(ns),
-            init,
-            init_fd,
         };
         let (code, _, err) = daemon.ctr(&["-n", "k8s.io", "images", "import"], &image);
         assert_eq!(code, 0, "ctr images import: {err}");
@@ -121,6 +111,10 @@ impl Containerd {
     }
 
     /// A client for one call (a clone shares the connection).
+    fn init(&self) -> i32 {
+        self.ns.as_ref().expect("running").init
+    }
+
     pub fn rs(&self) -> RuntimeServiceClient<Channel> {
         self.client.clone()
     }
@@ -192,7 +186,7 @@ impl Containerd {
 
     /// containerd's host pid: the namespace's init's child.
     pub fn containerd_pid(&self) -> i32 {
-        *children_of(self.init).first().expect("containerd runs")
+        *children_of(self.init()).first().expect("containerd runs")
     }
 
     fn ctr(&self, args: &[&str], file: &Path) -> (i32, String, String) {
@@ -293,26 +287,13 @@ impl Containerd {
     fn in_netns(&self, args: &[&str]) -> String {
         let mut c = Command::new("nsenter");
         c.arg("-t")
-            .arg(self.init.to_string())
+            .arg(self.init().to_string())
             .args(["-n", "--"])
             .args(args);
         ok(
             &self.env.output(c),
             &format!("{args:?} in the test's netns"),
         )
-    }
-
-    fn signal_init(&self, sig: i32) {
-        // SAFETY: pidfd_send_signal on our own pidfd, with no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.init_fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
     }
 }
 
@@ -328,35 +309,24 @@ impl Drop for Containerd {
     ///    directory.
     fn drop(&mut self) {
         let Some(mut ns) = self.ns.take() else { return };
-        if ns.try_wait().ok().flatten().is_none() {
-            if let Some(Ok(pods)) = self.try_call(
+        if ns.running()
+            && let Some(Ok(pods)) = self.try_call(
                 self.rs()
                     .list_pod_sandbox(cri::ListPodSandboxRequest::default()),
-            ) {
-                for p in pods.items {
-                    let id = p.id;
-                    let _ = self.try_call(self.rs().stop_pod_sandbox(cri::StopPodSandboxRequest {
-                        pod_sandbox_id: id.clone(),
-                    }));
-                    let _ =
-                        self.try_call(self.rs().remove_pod_sandbox(cri::RemovePodSandboxRequest {
-                            pod_sandbox_id: id,
-                        }));
-                }
-            }
-            self.signal_init(libc::SIGTERM);
-            let deadline = Instant::now() + patience(Duration::from_secs(30));
-            while ns.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            self.signal_init(libc::SIGKILL);
-        }
-        let _ = ns.wait();
-        let deadline = Instant::now() + patience(Duration::from_secs(30));
-        while !processes_in_cgroup(&self.env.cgroup_prefix).is_empty() && Instant::now() < deadline
+            )
         {
-            std::thread::sleep(Duration::from_millis(20));
+            for p in pods.items {
+                let id = p.id;
+                let _ = self.try_call(self.rs().stop_pod_sandbox(cri::StopPodSandboxRequest {
+                    pod_sandbox_id: id.clone(),
+                }));
+                let _ = self.try_call(
+                    self.rs()
+                        .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id }),
+                );
+            }
         }
+        ns.stop(&self.env.cgroup_prefix);
     }
 }
 

@@ -1,9 +1,8 @@
 //! The private dockerd of the Docker tests: its namespaces, its start, the client with
 //! deadlines, and the cleanup that nothing escapes (see [`Daemon`]'s `Drop`).
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,12 +22,9 @@ pub struct Daemon {
     sock: String,
     pub data: PathBuf,
     pub exec: PathBuf,
-    /// `unshare`, our child: it holds the network and mount namespaces; its only child is
-    /// the pid namespace's init (docker-init, which runs dockerd).
-    ns: Option<Child>,
-    /// That init (host pid) and a pidfd for it, so that no signal can reach a reused pid.
-    pub init: i32,
-    init_fd: OwnedFd,
+    /// `unshare` and its only child, the pid namespace's init (docker-init, which runs
+    /// dockerd); taken by `drop`.
+    ns: Option<Namespaced>,
     seq: AtomicUsize,
 }
 
@@ -78,19 +74,13 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let Namespaced {
-            unshare: ns,
-            init,
-            init_fd,
-        } = Namespaced::spawn(c, || read_log(&d));
-        let ns_pid = ns.id() as i32;
+        let ns = Namespaced::spawn(c, || read_log(&d));
+        let (ns_pid, init) = (ns.unshare.id() as i32, ns.init);
         let daemon = Daemon {
             sock: format!("unix://{}", d.join("docker.sock").display()),
             data,
             exec,
             ns: Some(ns),
-            init,
-            init_fd,
             seq: AtomicUsize::new(0),
             env,
         };
@@ -227,7 +217,7 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no runtime state dir of {id} in {}", self.exec.display()));
         let mut c = Command::new("nsenter");
         c.arg("-t")
-            .arg(self.init.to_string())
+            .arg(self.init().to_string())
             .args(["-m", "-p", "--"]);
         c.arg(BIN).arg("--root").arg(root).args(["state", id]);
         serde_json::from_str(&ok(&self.env.output(c), "cofferdam state")).unwrap()
@@ -252,8 +242,13 @@ impl Daemon {
         );
     }
 
+    /// The pid namespace's init (host pid).
+    pub fn init(&self) -> i32 {
+        self.ns.as_ref().expect("running").init
+    }
+
     pub fn ns_pid(&self) -> i32 {
-        self.ns.as_ref().unwrap().id() as i32
+        self.ns.as_ref().unwrap().unshare.id() as i32
     }
 
     /// A host directory for a scenario's files (bind mounts, cp).
@@ -261,19 +256,6 @@ impl Daemon {
         let p = self.env.dir.join("host").join(name);
         std::fs::create_dir_all(&p).unwrap();
         p
-    }
-
-    fn signal_init(&self, sig: i32) {
-        // SAFETY: pidfd_send_signal on our own pidfd, with no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.init_fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
     }
 }
 
@@ -295,7 +277,7 @@ impl Drop for Daemon {
     /// signal); only the cgroup directories and the directory stay.
     fn drop(&mut self) {
         let Some(mut ns) = self.ns.take() else { return };
-        if ns.try_wait().ok().flatten().is_none() {
+        if ns.running() {
             let quick = Duration::from_secs(60);
             let _ = self.try_docker_in(&["swarm", "leave", "--force"], None, quick);
             if let Some(o) = self.try_docker_in(&["ps", "-aq"], None, quick) {
@@ -306,21 +288,8 @@ impl Drop for Daemon {
                     let _ = self.try_docker_in(&args, None, quick);
                 }
             }
-            self.signal_init(libc::SIGTERM);
-            let deadline = Instant::now() + patience(Duration::from_secs(30));
-            while ns.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            self.signal_init(libc::SIGKILL);
         }
-        let _ = ns.wait();
-        // The pid namespace emptied before its init (and so unshare) could exit; a process of
-        // the test's cgroups that is still there would be one in exit.
-        let deadline = Instant::now() + patience(Duration::from_secs(30));
-        while !processes_in_cgroup(&self.env.cgroup_prefix).is_empty() && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        ns.stop(&self.env.cgroup_prefix);
     }
 }
 

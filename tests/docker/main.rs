@@ -747,7 +747,7 @@ fn run_rm_30(d: &Daemon) {
         ids.push(std::fs::read_to_string(cid).unwrap());
     }
     let all = d.okw("ps -aq --no-trunc");
-    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.init)).unwrap();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.init())).unwrap();
     let bundles = d
         .exec
         .join("containerd/daemon/io.containerd.runtime.v2.task/moby");
@@ -802,7 +802,7 @@ fn nothing_left(d: &Daemon) {
             assert!(states.is_empty(), "runtime state left: {states:?}");
         }
     }
-    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.init)).unwrap();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.init())).unwrap();
     // dockerd makes its data root a mount of its own (for its propagation); below it there
     // are the containers' (overlays, shm).
     let data = format!("{}/", d.data.display());
