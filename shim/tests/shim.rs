@@ -29,17 +29,7 @@ struct Containerd<'a> {
 
 impl<'a> Containerd<'a> {
     fn start(env: &'a Env) -> Containerd<'a> {
-        let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-        let sock = d("containerd.sock");
-        std::fs::write(
-            env.dir.join("config.toml"),
-            format!(
-                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                d("root"),
-                d("state")
-            ),
-        )
-        .unwrap();
+        let sock = engines::write_containerd_config(env);
         let mut c = Containerd {
             env,
             sock,
@@ -212,45 +202,15 @@ impl Drop for Containerd<'_> {
     }
 }
 
-/// Import a busybox image into the private containerd: a tarball of the busybox rootfs,
-/// imported by podman (vfs, private root) and saved as an OCI archive.
+/// Import a busybox image into the private containerd.
 fn import_image(env: &Env, ctrd: &Containerd) {
-    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-    let rootfs = env.dir.join("image");
-    make_busybox_rootfs(&rootfs);
-    let tar = d("bb.tar");
-    let st = Command::new("tar")
-        .args(["-C", &rootfs.to_string_lossy(), "-cf", &tar, "."])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let podman = |args: &[&str]| {
-        let st = Command::new("podman")
-            .args(["--root", &d("pstorage"), "--runroot", &d("prun")])
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "podman {args:?}");
-    };
-    podman(&["import", &tar, IMAGE]);
-    podman(&[
-        "save",
-        "--format",
-        "oci-archive",
-        "-o",
-        &d("oci.tar"),
-        IMAGE,
-    ]);
-    podman(&["rmi", "-a", "-f"]);
+    let archive = engines::busybox_oci_archive(env, IMAGE);
     ctrd.ok(&[
         "images",
         "import",
         "--base-name",
         "localhost/cofferdam-shim-busybox",
-        &d("oci.tar"),
+        &archive.to_string_lossy(),
     ]);
 }
 

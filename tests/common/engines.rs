@@ -24,6 +24,58 @@ pub fn busybox_tarball(env: &Env) -> PathBuf {
     tar
 }
 
+/// A busybox image named `image` as an OCI archive (`oci.tar` in the test's dir), for
+/// containerd to import: the rootfs imported by podman (vfs, a private root) and saved.
+pub fn busybox_oci_archive(env: &Env, image: &str) -> PathBuf {
+    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+    let tar = busybox_tarball(env);
+    let podman = |args: &[&str]| {
+        let st = Command::new("podman")
+            .args([
+                "--root",
+                &d("pstorage"),
+                "--runroot",
+                &d("prun"),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "podman {args:?}");
+    };
+    podman(&["import", tar.to_str().unwrap(), image]);
+    let archive = env.dir.join("oci.tar");
+    podman(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        image,
+    ]);
+    archive
+}
+
+/// A private containerd's config (`config.toml` in the test's dir): root, state and sockets
+/// there too. Returns the address of its socket.
+pub fn write_containerd_config(env: &Env) -> String {
+    let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
+    let sock = d("containerd.sock");
+    std::fs::write(
+        env.dir.join("config.toml"),
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            d("root"),
+            d("state")
+        ),
+    )
+    .unwrap();
+    sock
+}
+
 /// podman with a private storage root and run root (under the test's dir), the given cgroup
 /// manager, and cofferdam as its runtime.
 pub struct Podman<'a> {
@@ -129,16 +181,7 @@ impl Containerd<'_> {
     /// Starts the daemon and waits until it answers.
     pub fn start(env: &Env) -> Containerd<'_> {
         let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-        let sock = d("containerd.sock");
-        std::fs::write(
-            env.dir.join("config.toml"),
-            format!(
-                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
-                d("root"),
-                d("state")
-            ),
-        )
-        .unwrap();
+        let sock = write_containerd_config(env);
         let daemon = Command::new("containerd")
             .args(["--config", &d("config.toml")])
             .stdin(Stdio::null())
@@ -165,40 +208,17 @@ impl Containerd<'_> {
         code_out_err(&self.env.output(c))
     }
 
-    /// Imports a busybox image named `<base>:latest`: a rootfs imported by podman (vfs, a
-    /// private root), saved as an OCI archive.
+    /// Imports a busybox image named `<base>:latest` ([`busybox_oci_archive`]).
     pub fn import_busybox(&self, base: &str) -> String {
-        let env = self.env;
-        let d = |n: &str| env.dir.join(n).to_string_lossy().into_owned();
-        let tar = busybox_tarball(env);
         let image = format!("{base}:latest");
-        let podman = |args: &[&str]| {
-            let st = Command::new("podman")
-                .args([
-                    "--root",
-                    &d("pstorage"),
-                    "--runroot",
-                    &d("prun"),
-                    "--storage-driver",
-                    "vfs",
-                ])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success(), "podman {args:?}");
-        };
-        podman(&["import", tar.to_str().unwrap(), &image]);
-        podman(&[
-            "save",
-            "--format",
-            "oci-archive",
-            "-o",
-            &d("oci.tar"),
-            &image,
+        let archive = busybox_oci_archive(self.env, &image);
+        let (code, _, err) = self.ctr(&[
+            "images",
+            "import",
+            "--base-name",
+            base,
+            &archive.to_string_lossy(),
         ]);
-        let (code, _, err) = self.ctr(&["images", "import", "--base-name", base, &d("oci.tar")]);
         assert_eq!(code, 0, "{err}");
         image
     }
