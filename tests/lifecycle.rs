@@ -71,16 +71,7 @@ fn create_start_state_kill_delete() {
         "init is not pid 1 in its namespace: {nspid}"
     );
     // No cofferdam process stays behind after create: the init's parent is not cofferdam.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid = ppid(pid as i32);
     let parent_exe = std::fs::read_link(format!("/proc/{ppid}/exe")).unwrap_or_default();
     assert!(
         !parent_exe.ends_with("cofferdam"),

@@ -499,6 +499,16 @@ impl Namespaced {
     }
 }
 
+/// The parent of `pid` (field 4 of /proc/PID/stat, after the command in parentheses).
+pub fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')')
+        .next()
+        .and_then(|s| s.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no parent in /proc/{pid}/stat: {stat}"))
+}
+
 /// The pids whose parent is `pid`.
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut kids = Vec::new();

@@ -321,16 +321,7 @@ fn pod(d: &Containerd, h: &Handler, net: &str) {
     // The handler's own shim holds the containers (their parent: the runc v2 shim is their
     // subreaper, ours forked them), one shim for the whole pod, as containerd groups them.
     let shim_of = |pid: i32| {
-        let ppid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let ppid: i32 = ppid
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ppid = ppid(pid);
         let argv = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
         let argv0 = String::from_utf8_lossy(argv.split(|&b| b == 0).next().unwrap()).into_owned();
         (ppid, argv0)
