@@ -132,9 +132,11 @@ pub fn reexec_sealed() -> Result<()> {
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect();
     // SAFETY: execveat with an fd we own, an empty path with AT_EMPTY_PATH, and NULL-terminated
-    // arrays of pointers into CStrings that outlive the call. It returns only on failure.
+    // arrays of pointers into CStrings that outlive the call. It returns only on failure. The
+    // raw syscall, since musl's libc has no wrapper for it.
     unsafe {
-        libc::execveat(
+        libc::syscall(
+            libc::SYS_execveat,
             exe.as_raw_fd(),
             c"".as_ptr(),
             argv.as_ptr(),

@@ -186,6 +186,9 @@ pub struct MountOptions {
     pub tmpcopyup: bool,
 }
 
+/// statvfs's relatime flag (Linux's `ST_RELATIME`), which musl's libc does not name.
+const ST_RELATIME: libc::c_ulong = 0x1000;
+
 const ATTR_RDONLY: u64 = 0x1;
 const ATTR_NOSUID: u64 = 0x2;
 const ATTR_NODEV: u64 = 0x4;
@@ -1175,7 +1178,7 @@ fn locked_flags(target: &CStr) -> u64 {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        (ST_RELATIME, libc::MS_RELATIME),
     ] {
         if f & st_flag != 0 {
             flags |= ms_flag;

@@ -345,9 +345,10 @@ fn open_ns(path: &Path, typ: LinuxNamespaceType) -> Result<OwnedFd> {
         e => e,
     })?;
     // _IO(0xb7, 0x3): the CLONE_NEW* flag of the namespace an nsfs file refers to (Linux 4.11).
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // (The request's type is the libc's: an unsigned long in glibc, an int in musl.)
+    const NS_GET_NSTYPE: u32 = 0xb703;
     // SAFETY: an ioctl without an argument on an fd we own.
-    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
     let want = typ.to_string();
     if kind < 0 {
         // ENOTTY (or EINVAL): the file is not a namespace at all.

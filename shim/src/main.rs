@@ -35,7 +35,10 @@ fn main() {
         // One malloc arena for every thread: the shim's threads mostly wait, and an arena
         // each (glibc's default) costs resident pages per thread for nothing.
         // SAFETY: mallopt only sets an allocator parameter, before any other thread exists.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1)
+        };
         // A session of its own: signals to containerd's process group (a Ctrl-C, a stop of
         // its unit) do not reach the shim, whose tasks outlive containerd.
         let _ = nix::unistd::setsid();
