@@ -12,7 +12,7 @@ use containerd_shim::protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused,
     TaskResumed, TaskStart,
 };
-use containerd_shim::protos::protobuf::{MessageDyn, MessageField};
+use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::topics;
 use containerd_shim::protos::ttrpc::{self, Code};
 use containerd_shim::publisher::RemotePublisher;
@@ -85,9 +85,11 @@ impl Inner {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, topic: &'static str, event: impl MessageDyn) {
-        if let Some(tx) = &*self.events.lock().unwrap_or_else(|e| e.into_inner()) {
-            let _ = tx.send((topic, Box::new(event)));
+    fn publish<M: Message>(&self, topic: &'static str, event: M) {
+        if let Some(tx) = &*self.events.lock().unwrap_or_else(|e| e.into_inner())
+            && let Some(e) = Event::new(topic, &event)
+        {
+            let _ = tx.send(e);
         }
     }
 
@@ -218,12 +220,11 @@ impl containerd_shim::Shim for Service {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
+        // events.rs sends them over a connection of its own (see why there).
+        drop(publisher);
         let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
-        *self.inner.events.lock().unwrap_or_else(|e| e.into_inner()) = Some(events::start(
-            publisher,
-            address,
-            self.inner.namespace.clone(),
-        ));
+        *self.inner.events.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(events::start(address, self.inner.namespace.clone()));
         let (known, exited) = (self.inner.clone(), self.inner.clone());
         reaper::start(
             move |pid| known.tasks().pids.contains_key(&pid),
