@@ -53,6 +53,15 @@ stage "tests (host)" cargo test --all-targets
 stage "doc tests" cargo test --doc
 # The containerd shim (a workspace member of its own): under a private containerd.
 stage "tests (containerd shim)" cargo test -p containerd-shim-cofferdam
+# The same test against the shim as it ships (static, musl, the `shim` profile), a build of
+# its own that the bench measures.
+shim_as_shipped() {
+    local bin
+    bin=$(bash scripts/build-shim.sh)
+    case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
+    COFFERDAM_SHIM_BIN=$bin cargo test -p containerd-shim-cofferdam
+}
+stage "tests (shim as shipped)" shim_as_shipped
 stage "nothing left" no_cgroups_left
 # The OCI validation suite (runtime-tools): every program, with only explained failures.
 stage "validation suite (host)" bash scripts/validation.sh

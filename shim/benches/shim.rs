@@ -1,6 +1,7 @@
 //! The native shim beside containerd's runc v2 shim (Go) driving cofferdam and runc, under a
-//! private containerd (as root; `cargo build --release` first, so that the cofferdam binary
-//! is there for `--runc-binary`):
+//! private containerd (as root). Both of ours are measured as they ship: the shim that
+//! `scripts/build-shim.sh` makes (static, musl) and the CLI of `scripts/build-static.sh`
+//! (`COFFERDAM_SHIM_BIN` and `COFFERDAM_BENCH_BIN` measure other builds):
 //! - RSS per running task, the shim processes summed: `BENCH_TASKS` tasks (default 10) of one
 //!   shim each, and pods of 3 (one `io.kubernetes.cri.sandbox-id`, one shim per pod);
 //! - `ctr run -d` until the task runs, and `ctr task delete` of a stopped task (medians);
@@ -11,7 +12,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-cofferdam-v2");
+/// A binary as it ships: `var` if set, else what `script` (in scripts/) builds and prints.
+fn shipped(var: &str, script: &str) -> PathBuf {
+    if let Some(bin) = std::env::var_os(var) {
+        return PathBuf::from(bin);
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("bash")
+        .arg(repo.join("scripts").join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("bash scripts/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed; {var}=PATH measures another build"
+    );
+    repo.join(String::from_utf8_lossy(&out.stdout).trim())
+}
 const IMAGE: &str = "localhost/cofferdam-bench-busybox:latest";
 
 struct Ctrd {
@@ -21,7 +38,7 @@ struct Ctrd {
 }
 
 impl Ctrd {
-    fn start(dir: &Path) -> Ctrd {
+    fn start(dir: &Path, shim: &Path) -> Ctrd {
         let d = |n: &str| dir.join(n).to_string_lossy().into_owned();
         let sock = d("containerd.sock");
         std::fs::write(
@@ -35,7 +52,7 @@ impl Ctrd {
         .unwrap();
         let path = format!(
             "{}:{}",
-            Path::new(SHIM).parent().unwrap().display(),
+            shim.parent().unwrap().display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let daemon = Command::new("containerd")
@@ -241,24 +258,24 @@ fn main() {
         .unwrap_or(200);
     let dir = std::env::temp_dir().join(format!("cofferdam-bench-shim-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let c = Ctrd::start(&dir);
+    // Both as they ship: the static musl shim, the static CLI.
+    let shim = shipped("COFFERDAM_SHIM_BIN", "build-shim.sh");
+    let cofferdam = shipped("COFFERDAM_BENCH_BIN", "build-static.sh");
+    eprintln!(
+        "native shim: {}; cofferdam: {}",
+        shim.display(),
+        cofferdam.display()
+    );
+    let c = Ctrd::start(&dir, &shim);
     import_image(&dir, &c);
-    let cofferdam = Path::new(SHIM).parent().unwrap().join("cofferdam");
     let mut runtimes = vec![Runtime {
         name: "native shim (cofferdam-v2)",
         args: vec!["--runtime".into(), "io.containerd.cofferdam.v2".into()],
     }];
-    if cofferdam.exists() {
-        runtimes.push(Runtime {
-            name: "runc-v2 shim + cofferdam",
-            args: vec!["--runc-binary".into(), cofferdam.display().to_string()],
-        });
-    } else {
-        eprintln!(
-            "no {} (cargo build --release first): skipping runc-v2 + cofferdam",
-            cofferdam.display()
-        );
-    }
+    runtimes.push(Runtime {
+        name: "runc-v2 shim + cofferdam",
+        args: vec!["--runc-binary".into(), cofferdam.display().to_string()],
+    });
     runtimes.push(Runtime {
         name: "runc-v2 shim + runc",
         args: vec![],

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The native containerd shim as it ships: a static musl binary built with the `shim` profile
+# (Cargo.toml), for the shim's resident memory (see ARCHITECTURE.md, The containerd shim: with
+# glibc, even linked statically, each shim maps 0.8 MiB more of libc code and data).
+#
+#   bash scripts/build-shim.sh [DEST]    # default DEST: target/static/containerd-shim-cofferdam-v2
+#
+# containerd finds the shim on its PATH by its name, so DEST must keep that name (for instance
+# /usr/local/bin/containerd-shim-cofferdam-v2). The musl target's standard library comes from
+# rustup when it is missing; Rust ships musl itself, so nothing else is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+host=$(rustc -vV | sed -n 's/^host: //p')
+target=${host%-gnu}-musl
+dest=${1:-${CARGO_TARGET_DIR:-target}/static/containerd-shim-cofferdam-v2}
+if [ "$(basename "$dest")" != containerd-shim-cofferdam-v2 ]; then
+    echo "build-shim: $dest: containerd looks the shim up as containerd-shim-cofferdam-v2" >&2
+    exit 1
+fi
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ]; then
+    rustup target add "$target"
+fi
+cargo build --profile shim --quiet --target "$target" -p containerd-shim-cofferdam
+bin=${CARGO_TARGET_DIR:-target}/$target/shim/containerd-shim-cofferdam-v2
+if LC_ALL=C readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
+    echo "build-shim: $bin is dynamically linked" >&2
+    exit 1
+fi
+mkdir -p "$(dirname "$dest")"
+cp "$bin" "$dest.tmp" && mv "$dest.tmp" "$dest"
+echo "$dest"
