@@ -80,6 +80,27 @@ fn io_err(what: &str) -> impl Fn(std::io::Error) -> ttrpc::Error + '_ {
     move |e| status(Code::UNKNOWN, format!("{what}: {e}"))
 }
 
+/// The socket of the daemon that served the task in `bundle` (its `address` file, written by
+/// `start`), removed if no daemon answers on it any more: a daemon that was killed cannot
+/// remove it itself. A pod's daemon that still serves other tasks keeps it.
+fn remove_dead_socket(bundle: &std::path::Path) {
+    let Ok(address) = std::fs::read_to_string(bundle.join("address")) else {
+        return;
+    };
+    let Some(path) = address.trim().strip_prefix("unix://") else {
+        return;
+    };
+    // (An abstract socket, `unix://@...`, has no file to leave behind.)
+    if path.starts_with('@') {
+        return;
+    }
+    if let Err(e) = std::os::unix::net::UnixStream::connect(path)
+        && e.kind() == std::io::ErrorKind::ConnectionRefused
+    {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 impl Inner {
     fn tasks(&self) -> MutexGuard<'_, Tasks> {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
@@ -197,7 +218,8 @@ impl containerd_shim::Shim for Service {
     }
 
     /// `delete`: the daemon is gone (or never served this task); remove what is left of the
-    /// task in its bundle (the cwd): its container, forced, and the rootfs mount.
+    /// task in its bundle (the cwd): its container, forced, the rootfs mount, and the dead
+    /// daemon's socket.
     fn delete_shim(&mut self) -> Result<DeleteResponse, containerd_shim::Error> {
         let bundle = std::env::current_dir().unwrap_or_default();
         let args: Vec<_> = std::env::args_os().collect();
@@ -208,6 +230,7 @@ impl containerd_shim::Shim for Service {
         }
         let _ = std::fs::remove_dir(&root);
         crate::rootfs::unmount_all(&bundle);
+        remove_dead_socket(&bundle);
         Ok(DeleteResponse {
             exit_status: 128 + Signal::SIGKILL as u32,
             exited_at: MessageField::some(timestamp(SystemTime::now())),

@@ -1,8 +1,9 @@
 //! The native shim under a real containerd (private root, state, socket and namespace, started
 //! and stopped by the test, with the shim's directory on its PATH), driven by `ctr run
 //! --runtime io.containerd.cofferdam.v2`: output and exit codes, a detached task with exec,
-//! a terminal, pause and resume, metrics, kill, an OOM event, one shim per pod, a containerd
-//! restart under a running task, and 20 runs after which nothing is left.
+//! a terminal and its size (ResizePty), pause and resume, metrics, kill, an OOM event, one shim
+//! per pod, a containerd restart under a running task, a shim killed under its task (the
+//! `delete` action), and 20 runs after which nothing is left.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -13,7 +14,20 @@ use std::time::Duration;
 
 use common::*;
 
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-cofferdam-v2");
+/// The shim under test: cargo's build of it, or `COFFERDAM_SHIM_BIN`, the one a user installs
+/// (scripts/build-shim.sh: static, musl), which scripts/test.sh also runs this test against.
+fn shim() -> PathBuf {
+    let bin = std::env::var_os("COFFERDAM_SHIM_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_containerd-shim-cofferdam-v2").into());
+    // containerd finds it on its PATH by this name.
+    assert!(
+        bin.ends_with("containerd-shim-cofferdam-v2") && bin.is_file(),
+        "no shim binary at {}",
+        bin.display()
+    );
+    bin
+}
 const RUNTIME: &str = "io.containerd.cofferdam.v2";
 const IMAGE: &str = "localhost/cofferdam-shim-busybox:latest";
 
@@ -42,7 +56,8 @@ impl<'a> Containerd<'a> {
 
     /// Start the daemon and wait until it answers.
     fn up(&mut self) {
-        let shim_dir = Path::new(SHIM).parent().unwrap();
+        let shim = shim();
+        let shim_dir = shim.parent().unwrap();
         let path = format!(
             "{}:{}",
             shim_dir.display(),
@@ -214,6 +229,15 @@ fn import_image(env: &Env, ctrd: &Containerd) {
     ]);
 }
 
+/// A process's view of its terminal for `sh -c`: the tty, then its size once ctr's resize
+/// has arrived (`size=ROWS COLS`), waiting for it up to the tests' scaled deadline.
+fn tty_check() -> String {
+    let tenths = patience(Duration::from_secs(10)).as_millis() / 100;
+    format!(
+        "tty; i=0; while [ \"$(stty size)\" != '33 101' ] && [ $i -lt {tenths} ]; do sleep 0.1; i=$((i+1)); done; echo size=$(stty size)"
+    )
+}
+
 fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -250,19 +274,23 @@ fn containerd_runs_tasks_through_the_native_shim() {
     let (code, out, err) = code_out_err(&env.output(c));
     assert_eq!((code, out.as_str()), (0, "hi\ndone\n"), "{err}");
 
-    // A terminal: ctr given one of its own (script's), the process sees a tty.
+    // A terminal: ctr given one of its own (script's, 33 rows by 101 columns), the process
+    // sees a tty of that size, which ctr sends through the shim's ResizePty once the task has
+    // started (so the process waits for it).
     let cg = ctrd.cgroup(&id("tty"));
     let ctr_line = format!(
-        "ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} --cgroup {cg} {IMAGE} {} sh -c 'tty; exit 3'",
+        "stty rows 33 cols 101; ctr --address {} --namespace {} run --rm -t --runtime {RUNTIME} --cgroup {cg} {IMAGE} {} sh -c \"$TTY_CHECK; exit 3\"",
         ctrd.sock,
         ctrd.namespace,
         id("tty")
     );
     let mut c = Command::new("script");
-    c.args(["-qec", &ctr_line, "/dev/null"]);
+    c.args(["-qec", &ctr_line, "/dev/null"])
+        .env("TTY_CHECK", tty_check());
     let (code, out, err) = code_out_err(&env.output(c));
     assert_eq!(code, 3, "tty task: {out} {err}");
     assert!(out.contains("/dev/pts/"), "no terminal: {out}");
+    assert!(out.contains("size=33 101"), "the terminal's size: {out}");
 
     // A detached task: exec (output, exit code, a terminal of its own), metrics, pause and
     // resume, kill, delete.
@@ -283,14 +311,19 @@ fn containerd_runs_tasks_through_the_native_shim() {
     let (code, _, _) = ctrd.ctr(&["task", "exec", "--exec-id", "e2", &t, "sh", "-c", "exit 7"]);
     assert_eq!(code, 7, "the exec's exit status");
     let exec_tty = format!(
-        "ctr --address {} --namespace {} task exec -t --exec-id e3 {t} sh -c 'tty; exit 5'",
+        "stty rows 33 cols 101; ctr --address {} --namespace {} task exec -t --exec-id e3 {t} sh -c \"$TTY_CHECK; exit 5\"",
         ctrd.sock, ctrd.namespace
     );
     let mut c = Command::new("script");
-    c.args(["-qec", &exec_tty, "/dev/null"]);
+    c.args(["-qec", &exec_tty, "/dev/null"])
+        .env("TTY_CHECK", tty_check());
     let (code, out, err) = code_out_err(&env.output(c));
     assert_eq!(code, 5, "exec with a terminal: {out} {err}");
     assert!(out.contains("/dev/pts/"), "no terminal in the exec: {out}");
+    assert!(
+        out.contains("size=33 101"),
+        "the exec's terminal size: {out}"
+    );
     let metrics = ctrd.ok(&["task", "metrics", &t]);
     assert!(metrics.contains(&t), "{metrics}");
     ctrd.ok(&["task", "pause", &t]);
@@ -385,6 +418,53 @@ fn containerd_runs_tasks_through_the_native_shim() {
     );
     ctrd.remove(&r);
     assert!(!alive(pid));
+
+    // The shim killed under a running task: containerd runs the shim binary's `delete` action
+    // in the task's bundle, which kills what the container still runs and removes its state
+    // and rootfs mount (the checks at the end find no cgroup, mount or bundle left), then
+    // reports the task gone.
+    let dead = id("deadshim");
+    let (code, _, err) = ctrd.run(&["-d"], &dead, &["sleep", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    ctrd.wait_status(&dead, "RUNNING");
+    let (pid, _) = ctrd.task(&dead).unwrap();
+    let shim = ppid(pid);
+    let socket = ctrd
+        .shims()
+        .into_iter()
+        .find_map(|(p, s)| (p == shim).then_some(s))
+        .flatten()
+        .expect("the shim's socket");
+    assert!(socket.exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until(
+        "the shim's delete to kill the task",
+        Duration::from_secs(10),
+        || !alive(pid),
+    );
+    wait_until(
+        "containerd to drop the task",
+        Duration::from_secs(10),
+        || ctrd.task(&dead).is_none(),
+    );
+    ctrd.ok(&["container", "delete", &dead]);
+    assert!(!socket.exists(), "the dead shim's socket is left");
+    // Its stdio FIFOs are ctr's: it makes them in containerd's fifo directory and removes them
+    // when it deletes the task, which a task whose shim died no longer has to delete.
+    let fifos = Command::new("find")
+        .args([
+            "/run/containerd/fifo",
+            "-name",
+            &format!("{dead}-*"),
+            "-delete",
+        ])
+        .status()
+        .unwrap();
+    assert!(fifos.success());
 
     // 20 in a row; 5 in the cgroup v2 VM (scripts/test-v2.sh), where each takes seconds under
     // emulation and the path is the same.
