@@ -104,6 +104,7 @@ mod terminal;
 pub mod units;
 pub mod update;
 
+pub use cgroups::OomNotifier;
 pub use container::{
     Container, ContainerBuilder, CreateOptions, DEFAULT_ROOT, Event, ExecOptions, ExecProcess,
     default_root, exit_code, validate_id,

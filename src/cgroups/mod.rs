@@ -15,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+pub use oom::OomNotifier;
+
 mod dbus;
 pub mod devices;
+mod oom;
 pub mod stats;
 pub mod systemd;
 mod unit_props;
@@ -530,6 +533,12 @@ impl Cgroup {
             Some(d) => v1::oom_kills(&d.path),
             None => 0,
         }
+    }
+
+    /// An fd that becomes readable when the OOM killer may have struck (see [`OomNotifier`]);
+    /// None without a memory controller.
+    pub fn oom_notifier(&self) -> Result<Option<OomNotifier>> {
+        self.home("memory").map(OomNotifier::new).transpose()
     }
 
     /// SIGKILL every process in the cgroup in one step where the kernel can (`cgroup.kill`,

@@ -95,6 +95,15 @@ impl Container {
         self.state.cgroup.oom_kills()
     }
 
+    /// An fd that becomes readable when the OOM killer may have struck in the container's
+    /// cgroup, so that a watcher can sleep in `poll` until then instead of reading
+    /// [`Container::oom_kills`] on a timer (None without a memory controller). Once woken:
+    /// [`OomNotifier::clear`](crate::OomNotifier::clear), then `oom_kills` says whether the
+    /// count grew.
+    pub fn oom_notifier(&self) -> Result<Option<crate::OomNotifier>> {
+        self.state.cgroup.oom_notifier()
+    }
+
     /// Watch the container until it stops: `emit` gets a stats event every `interval`, and an
     /// `oom` event each time the OOM killer strikes in the container (checked at least every
     /// 100 ms). Stops early when `emit` fails (its reader went away).
