@@ -6,7 +6,8 @@
 //!   shim each, and pods of 3 (one `io.kubernetes.cri.sandbox-id`, one shim per pod);
 //! - `ctr run -d` until the task runs, and `ctr task delete` of a stopped task (medians);
 //! - density: `BENCH_DENSITY` running tasks (default 200), the machine's memory in use
-//!   (MemTotal - MemAvailable) per task, for the native and the runc v2 shim.
+//!   (MemTotal - MemAvailable) per task, for the native and the runc v2 shim, and the CPU the
+//!   idle shims take over 10 s.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -125,6 +126,23 @@ impl Ctrd {
             .sum()
     }
 
+    /// The shims' CPU time (user and system) so far, in clock ticks.
+    fn shim_cpu_ticks(&self) -> u64 {
+        self.shims()
+            .iter()
+            .map(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                // The fields after the command's closing parenthesis: utime is the 12th.
+                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+                let f: Vec<u64> = rest
+                    .split_whitespace()
+                    .map(|x| x.parse().unwrap_or(0))
+                    .collect();
+                f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+            })
+            .sum()
+    }
+
     /// Proportional set size: the shims' shared pages (their binary's) counted once.
     fn shim_pss_kib(&self) -> u64 {
         self.shims()
@@ -186,6 +204,11 @@ fn status_kib(pid: i32, file: &str, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf only reads a constant of the system.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
 }
 
 fn mem_used_kib() -> u64 {
@@ -343,9 +366,9 @@ fn main() {
         .filter(|r| density > 0 && r.name != "runc-v2 shim + runc");
     println!();
     println!(
-        "| runtime | {density} running tasks: machine memory in use per task (KiB) | shim RSS per task (KiB) | wall time of the {density} `ctr run -d` (s) |"
+        "| runtime | {density} running tasks: machine memory in use per task (KiB) | shim RSS per task (KiB) | wall time of the {density} `ctr run -d` (s) | the idle shims' CPU (% of one core) |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for rt in density_runs {
         std::thread::sleep(Duration::from_secs(1));
         let before = mem_used_kib();
@@ -357,8 +380,12 @@ fn main() {
         std::thread::sleep(Duration::from_secs(1));
         let after = mem_used_kib();
         let shims = c.shim_rss_kib() / density as u64;
+        // What the shims cost while nothing happens: their CPU time over 10 s.
+        let t0 = c.shim_cpu_ticks();
+        std::thread::sleep(Duration::from_secs(10));
+        let idle = (c.shim_cpu_ticks() - t0) as f64 / ticks_per_sec() / 10.0 * 100.0;
         println!(
-            "| {} | {} | {shims} | {wall:.1} |",
+            "| {} | {} | {shims} | {wall:.1} | {idle:.1} |",
             rt.name,
             after.saturating_sub(before) / density as u64
         );

@@ -11,6 +11,7 @@
 mod events;
 mod io;
 mod metrics;
+mod oom;
 mod reaper;
 mod rootfs;
 mod service;

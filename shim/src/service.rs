@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use cofferdam::{Container, ContainerBuilder, CreateOptions, ExecOptions, Signal};
 use containerd_shim::api;
@@ -22,6 +22,7 @@ use containerd_shim::{
 
 use crate::events::{self, Event};
 use crate::io::{Paths, Pending};
+use crate::oom::OomWatch;
 use crate::reaper::{self, InFlight};
 use crate::tasks::{Exec, Phase, Proc, Task, Tasks, state_root, timestamp};
 
@@ -43,6 +44,7 @@ struct Inner {
     /// Notified on every exit, for `wait`.
     exited: Condvar,
     events: Mutex<Option<Sender<Event>>>,
+    oom: OomWatch,
 }
 
 fn status(code: Code, msg: impl std::fmt::Display) -> ttrpc::Error {
@@ -126,7 +128,9 @@ impl Inner {
             return;
         };
         if exec_id.is_empty() {
-            self.check_oom(&id, task);
+            let _ = self.check_oom(&id, task);
+            // Its cgroup's notifier leaves the watch (the fd's close takes it out).
+            task.oom = None;
         }
         let Some(p) = task.proc_mut(&exec_id) else {
             return;
@@ -157,11 +161,14 @@ impl Inner {
         self.exited.notify_all();
     }
 
-    /// Send an OOM event if the container's OOM kill count grew.
-    fn check_oom(&self, id: &str, task: &mut Task) {
-        let Ok(c) = task.container(id) else { return };
+    /// Send an OOM event if the container's OOM kill count grew; whether it did.
+    fn check_oom(&self, id: &str, task: &mut Task) -> bool {
+        let Ok(c) = task.container(id) else {
+            return false;
+        };
         let n = c.oom_kills();
-        if n > task.ooms {
+        let grew = n > task.ooms;
+        if grew {
             task.ooms = n;
             self.publish(
                 topics::TASK_OOM_EVENT_TOPIC,
@@ -171,20 +178,26 @@ impl Inner {
                 },
             );
         }
+        grew
     }
 
-    /// Watch every running task's cgroup for OOM kills (one thread for the shim, however many
-    /// tasks it has).
+    /// Watch every task's cgroup for OOM kills (one thread for the shim, however many tasks
+    /// it has, asleep until a cgroup's notifier wakes it).
     fn watch_oom(self: Arc<Self>) {
-        loop {
-            std::thread::sleep(Duration::from_millis(100));
+        self.oom.run(|key| {
             let mut tasks = self.tasks();
-            for (id, task) in tasks.by_id.iter_mut() {
-                if task.init.phase == Phase::Running {
-                    self.check_oom(id, task);
-                }
+            let Some((id, task)) = tasks
+                .by_id
+                .iter_mut()
+                .find(|(_, t)| t.oom.as_ref().is_some_and(|(k, _)| *k == key))
+            else {
+                return true;
+            };
+            if let Some((_, n)) = &task.oom {
+                n.clear();
             }
-        }
+            self.check_oom(id, task)
+        });
     }
 }
 
@@ -200,6 +213,7 @@ impl containerd_shim::Shim for Service {
                 tasks: Mutex::new(Tasks::default()),
                 exited: Condvar::new(),
                 events: Mutex::new(None),
+                oom: OomWatch::new().expect("an epoll instance for the OOM watch"),
             }),
         }
     }
@@ -338,6 +352,12 @@ impl Service {
                 init,
                 execs: Default::default(),
                 ooms: c.oom_kills(),
+                oom: c
+                    .oom_notifier()
+                    .map_err(|e| log::warn!("OOM notifier of {}: {e}", req.id))
+                    .ok()
+                    .flatten()
+                    .and_then(|n| self.inner().oom.add(n)),
             },
         );
         self.inner().publish(

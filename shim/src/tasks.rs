@@ -65,6 +65,8 @@ pub struct Task {
     pub execs: HashMap<String, Exec>,
     /// The OOM kills counted so far (an OOM event is sent when it grows).
     pub ooms: u64,
+    /// The cgroup's OOM notifier in the shim's watch, until the init exits.
+    pub oom: Option<crate::oom::Watched>,
 }
 
 impl Task {

@@ -380,6 +380,32 @@ fn containerd_runs_tasks_through_the_native_shim() {
             "no {topic} event: {seen}"
         );
     }
+    // An OOM kill in a task that goes on running (a child of its init): the event comes from
+    // the cgroup's notifier, not from the check at the init's exit.
+    let oom_live = id("oomlive");
+    let (code, _, err) = ctrd.run(
+        &["-d", "--memory-limit", "33554432"],
+        &oom_live,
+        &["sh", "-c", &format!("{fill}; sleep 1000")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(10));
+    loop {
+        let seen = std::fs::read_to_string(&events_out).unwrap_or_default();
+        if seen
+            .lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains(&oom_live))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no OOM event of the running task {oom_live}: {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ctrd.task(&oom_live).unwrap().1, "RUNNING");
+    ctrd.remove(&oom_live);
     drop(events_guard);
 
     // Two containers of one pod (sandbox id) share one shim process.
