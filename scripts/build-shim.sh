@@ -10,6 +10,7 @@
 # rustup when it is missing; Rust ships musl itself, so nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/install-static.sh
 host=$(rustc -vV | sed -n 's/^host: //p')
 target=${host%-gnu}-musl
 dest=${1:-${CARGO_TARGET_DIR:-target}/static/containerd-shim-cofferdam-v2}
@@ -22,10 +23,4 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ]; then
 fi
 cargo build --profile shim --quiet --target "$target" -p containerd-shim-cofferdam
 bin=${CARGO_TARGET_DIR:-target}/$target/shim/containerd-shim-cofferdam-v2
-if LC_ALL=C readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
-    echo "build-shim: $bin is dynamically linked" >&2
-    exit 1
-fi
-mkdir -p "$(dirname "$dest")"
-cp "$bin" "$dest.tmp" && mv "$dest.tmp" "$dest"
-echo "$dest"
+install_static build-shim "$bin" "$dest"

@@ -11,16 +11,10 @@
 # builds anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/install-static.sh
 host=$(rustc -vV | sed -n 's/^host: //p')
 dest=${1:-${CARGO_TARGET_DIR:-target}/static/cofferdam}
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --quiet --target "$host" --bin cofferdam
 bin=${CARGO_TARGET_DIR:-target}/$host/release/cofferdam
-# A static-pie has no program interpreter: refuse to hand out one that would need the loader.
-if LC_ALL=C readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
-    echo "build-static: $bin is dynamically linked (no static glibc on this machine?)" >&2
-    exit 1
-fi
-mkdir -p "$(dirname "$dest")"
-cp "$bin" "$dest.tmp" && mv "$dest.tmp" "$dest"
-echo "$dest"
+install_static build-static "$bin" "$dest" "no static glibc on this machine?"
