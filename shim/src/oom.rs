@@ -18,6 +18,9 @@ pub type Watched = (u64, OomNotifier);
 /// How long a wake-up is followed by checks of the count.
 const SETTLE: Duration = Duration::from_secs(1);
 
+/// How often a pending key is checked again.
+const RECHECK: Duration = Duration::from_millis(20);
+
 pub struct OomWatch {
     epoll: Epoll,
     next: AtomicU64,
@@ -49,7 +52,10 @@ impl OomWatch {
     /// Wait for notifiers to become readable and give each one's key to `check`, which clears
     /// it and says whether that settled it: the OOM count grew, or the task is gone. On cgroup
     /// v1 the kernel signals as the cgroup goes under OOM, before the kill is counted, so a
-    /// key not settled at once is checked again every 20 ms for a second. Forever.
+    /// key not settled at once is checked again every 20 ms for a second. While keys are
+    /// pending, the loop sleeps 20 ms between rounds, so that a cgroup whose events never stop
+    /// (v2's `memory.events` also counts every time usage hits `memory.max`) costs at most 50
+    /// checks a second. Forever.
     pub fn run(&self, mut check: impl FnMut(u64) -> bool) {
         let mut events = [EpollEvent::empty(); 16];
         let mut pending: Vec<(u64, Instant)> = Vec::new();
@@ -57,7 +63,7 @@ impl OomWatch {
             let timeout = if pending.is_empty() {
                 EpollTimeout::NONE
             } else {
-                EpollTimeout::from(20u16)
+                EpollTimeout::ZERO
             };
             match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => {
@@ -75,6 +81,9 @@ impl OomWatch {
             }
             let now = Instant::now();
             pending.retain(|(key, until)| !check(*key) && now < *until);
+            if !pending.is_empty() {
+                std::thread::sleep(RECHECK);
+            }
         }
     }
 }
