@@ -200,6 +200,27 @@ impl Drop for Containerd<'_> {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        // ctr's stdio FIFOs of our tasks (named `<id>-std*`, every id ending in our pid),
+        // which ctr leaves when a failed test never deletes the task, and their directories.
+        let ours = format!("-{}-std", std::process::id());
+        for dir in std::fs::read_dir("/run/containerd/fifo")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let fifos: Vec<_> = std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|f| f.file_name().to_string_lossy().contains(&ours))
+                .collect();
+            for f in &fifos {
+                let _ = std::fs::remove_file(f.path());
+            }
+            if !fifos.is_empty() {
+                let _ = std::fs::remove_dir(dir.path());
+            }
+        }
         // Rootfs mounts of tasks whose shim was killed.
         let d = format!("{}/", self.env.dir.display());
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
