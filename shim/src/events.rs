@@ -11,12 +11,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::{Message, MessageField};
 use containerd_shim::protos::shim::event::Envelope;
 use containerd_shim::protos::shim::events::ForwardRequest;
 use containerd_shim::protos::shim::events_ttrpc::EventsClient;
 use containerd_shim::protos::ttrpc::{self, context::Context};
+
+use crate::tasks::timestamp;
 
 /// One event: its topic (`/tasks/exit`) and the packed message.
 pub struct Event {
@@ -116,16 +117,9 @@ fn send_all(address: &str, namespace: &str, rx: Receiver<Event>) {
 }
 
 fn envelope(namespace: &str, event: Event) -> ForwardRequest {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
     ForwardRequest {
         envelope: MessageField::some(Envelope {
-            timestamp: MessageField::some(Timestamp {
-                seconds: now.as_secs() as i64,
-                nanos: now.subsec_nanos() as i32,
-                ..Default::default()
-            }),
+            timestamp: MessageField::some(timestamp(SystemTime::now())),
             namespace: namespace.to_owned(),
             topic: event.topic.to_owned(),
             event: MessageField::some(event.body),
