@@ -96,7 +96,12 @@ fn remove_dead_socket(bundle: &std::path::Path) {
     if path.starts_with('@') {
         return;
     }
-    if let Err(e) = std::os::unix::net::UnixStream::connect(path)
+    // connect(2) refuses any file that is not a listening socket, so the file's type is
+    // checked as well: only a socket is ever removed.
+    let is_socket = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+    if is_socket
+        && let Err(e) = std::os::unix::net::UnixStream::connect(path)
         && e.kind() == std::io::ErrorKind::ConnectionRefused
     {
         let _ = std::fs::remove_file(path);
