@@ -72,28 +72,17 @@ pub const EXEC: &[Opt] = &[
 pub const DELETE: &[Opt] = &[flag(&["force", "f"])];
 pub const LIST: &[Opt] = &[val(&["format", "f"]), flag(&["quiet", "q"])];
 pub const SPEC: &[Opt] = &[val(&["bundle", "b"]), flag(&["rootless"])];
-/// `-r FILE`, and the per-field flags the library knows ([`cofferdam::update::FLAGS`]).
-pub const UPDATE: &[Opt] = &[
-    val(&["resources", "r"]),
-    val(&["memory"]),
-    val(&["memory-swap"]),
-    val(&["memory-reservation"]),
-    val(&["kernel-memory"]),
-    val(&["kernel-memory-tcp"]),
-    val(&["cpu-share"]),
-    val(&["cpu-quota"]),
-    val(&["cpu-period"]),
-    val(&["cpu-burst"]),
-    val(&["cpu-rt-period"]),
-    val(&["cpu-rt-runtime"]),
-    val(&["cpu-idle"]),
-    val(&["cpuset-cpus"]),
-    val(&["cpuset-mems"]),
-    val(&["blkio-weight"]),
-    val(&["pids-limit"]),
-    val(&["l3-cache-schema"]),
-    val(&["mem-bw-schema"]),
-];
+/// `-r FILE`, and the per-field flags: the library's own list ([`cofferdam::update::FLAGS`]),
+/// which also parses them, so that the two cannot drift apart.
+pub fn update() -> Vec<Opt> {
+    std::iter::once(val(&["resources", "r"]))
+        .chain(
+            cofferdam::update::FLAGS
+                .iter()
+                .map(|f| val(std::slice::from_ref(f))),
+        )
+        .collect()
+}
 pub const EVENTS: &[Opt] = &[flag(&["stats"]), val(&["interval"])];
 pub const PS: &[Opt] = &[val(&["format", "f"])];
 pub const NONE: &[Opt] = &[];
@@ -265,7 +254,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.all("bundle").collect::<Vec<_>>(), ["/x", "/y"]);
-        let (a, _) = parse(&strings(&["--cpu-quota", "-1", "ID"]), UPDATE, false).unwrap();
+        let (a, _) = parse(&strings(&["--cpu-quota", "-1", "ID"]), &update(), false).unwrap();
         assert_eq!(a.get("cpu-quota"), Some("-1"));
     }
 

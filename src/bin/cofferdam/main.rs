@@ -135,6 +135,7 @@ fn dispatch(
         "ps" => return query::ps(rest, root),
         _ => {}
     }
+    let update_table;
     let table = match cmd {
         "create" => args::CREATE,
         "run" => args::RUN,
@@ -143,7 +144,10 @@ fn dispatch(
         "list" => args::LIST,
         "spec" => args::SPEC,
         "start" | "state" | "pause" | "resume" | "features" => args::NONE,
-        "update" => args::UPDATE,
+        "update" => {
+            update_table = args::update();
+            &update_table
+        }
         "events" => args::EVENTS,
         _ => return Err(CliError::Usage(format!("unknown command {cmd:?}"))),
     };
