@@ -93,18 +93,7 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let rootfs = d.join("image");
-        make_busybox_rootfs(&rootfs);
-        let tar = d.join("bb.tar");
-        let st = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(st.success(), "tar of the busybox rootfs");
+        let tar = engines::busybox_tarball(&daemon.env);
         daemon.ok(&["import", tar.to_str().unwrap(), IMAGE]);
         daemon
     }
