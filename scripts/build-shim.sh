@@ -19,6 +19,10 @@ if [ "$(basename "$dest")" != containerd-shim-cofferdam-v2 ]; then
     exit 1
 fi
 if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$target/lib" ]; then
+    if ! command -v rustup >/dev/null; then
+        echo "build-shim: the $target standard library is missing, and there is no rustup to add it" >&2
+        exit 1
+    fi
     rustup target add "$target"
 fi
 cargo build --profile shim --quiet --target "$target" -p containerd-shim-cofferdam
